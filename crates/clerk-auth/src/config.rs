@@ -1,0 +1,128 @@
+//! How a [`Verifier`](crate::Verifier) is configured: where keys come from
+//! and which claim values are acceptable.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use base64::Engine;
+use secrecy::SecretString;
+
+use crate::ConfigError;
+
+/// Where verification keys come from.
+#[derive(Clone)]
+pub enum KeySource {
+    /// `CLERK_JWT_KEY`: the instance's PEM public key. Fully offline.
+    Pem(String),
+    /// `{api_url}/v1/jwks`, fetched with the secret key and cached.
+    Jwks {
+        api_url: String,
+        secret_key: SecretString,
+    },
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Pem(_) => f.write_str("KeySource::Pem"),
+            KeySource::Jwks { api_url, .. } => write!(f, "KeySource::Jwks({api_url})"),
+        }
+    }
+}
+
+/// Tuning of the JWKS cache (DESIGN.md defaults).
+#[derive(Debug, Clone)]
+pub struct JwksOptions {
+    /// A fetched key set is refreshed after this long.
+    pub ttl: Duration,
+    /// Fetches triggered by unknown `kid`s happen at most once per cooldown.
+    pub cooldown: Duration,
+    /// A JWKS request that takes longer fails.
+    pub timeout: Duration,
+    /// Larger JWKS responses are refused.
+    pub max_bytes: usize,
+}
+
+impl Default for JwksOptions {
+    fn default() -> Self {
+        JwksOptions {
+            ttl: Duration::from_secs(300),
+            cooldown: Duration::from_secs(30),
+            timeout: Duration::from_secs(3),
+            max_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Which claims are acceptable.
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// Required `iss` (the Frontend API URL). `None` skips the check.
+    pub issuer: Option<String>,
+    /// When non-empty, `azp` must be present and one of these origins.
+    pub authorized_parties: Vec<String>,
+    /// When set, `aud` must contain it; when unset a token with `aud` is refused.
+    pub audience: Option<String>,
+    /// Tolerance applied to `exp`, `nbf` and `iat`.
+    pub clock_skew: Duration,
+    pub jwks: JwksOptions,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            issuer: None,
+            authorized_parties: Vec::new(),
+            audience: None,
+            clock_skew: Duration::from_millis(5000),
+            jwks: JwksOptions::default(),
+        }
+    }
+}
+
+/// Derives the Frontend API URL (the `iss` of session tokens) from a
+/// publishable key: `pk_test_`/`pk_live_` + base64(`<fapi-host>$`), padded or not.
+pub fn issuer_from_publishable_key(pk: &str) -> Result<String, ConfigError> {
+    let invalid = |why: &str| ConfigError::Invalid {
+        var: "CLERK_PUBLISHABLE_KEY",
+        why: why.to_string(),
+    };
+    let encoded = pk
+        .strip_prefix("pk_test_")
+        .or_else(|| pk.strip_prefix("pk_live_"))
+        .ok_or_else(|| invalid("must start with pk_test_ or pk_live_"))?;
+    let decoded = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| invalid("not base64"))?;
+    let text = String::from_utf8(decoded).map_err(|_| invalid("not UTF-8"))?;
+    let host = text
+        .strip_suffix('$')
+        .ok_or_else(|| invalid("does not end with $"))?;
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+    if !host_ok {
+        return Err(invalid("not a host name"));
+    }
+    Ok(format!("https://{host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_from_keys() {
+        let padded = format!("pk_test_{}", STANDARD.encode("clerk.example.com$"));
+        assert_eq!(issuer_from_publishable_key(&padded).unwrap(), "https://clerk.example.com");
+        let unpadded = format!("pk_live_{}", STANDARD_NO_PAD.encode("clerk.example.com$"));
+        assert_eq!(issuer_from_publishable_key(&unpadded).unwrap(), "https://clerk.example.com");
+        assert!(issuer_from_publishable_key("sk_test_abc").is_err());
+        let no_dollar = format!("pk_test_{}", STANDARD.encode("clerk.example.com"));
+        assert!(issuer_from_publishable_key(&no_dollar).is_err());
+        let evil = format!("pk_test_{}", STANDARD.encode("evil.com/path$"));
+        assert!(issuer_from_publishable_key(&evil).is_err());
+    }
+}

@@ -1,0 +1,38 @@
+//! Verification of Clerk session tokens, done once and done right.
+//!
+//! The whole crate exists for one call: [`Verifier::verify`], which turns the
+//! bearer token of an HTTP request or a WebSocket into a [`Principal`] or a
+//! precise [`AuthError`]. It never makes a network call per request: the
+//! public key comes from a PEM (`CLERK_JWT_KEY`) or from Clerk's JWKS, cached
+//! by [`jwks::JwksCache`]. The checks follow quire's DESIGN.md
+//! ("Authentication contract") in order, and everything cheap (size, shape,
+//! header, key lookup) happens before the RSA signature check.
+//!
+//! Features: `axum` adds an extractor and token extraction from requests;
+//! `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
+//! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
+
+mod claims;
+pub mod config;
+mod error;
+mod json;
+pub mod jwks;
+mod keys;
+mod principal;
+mod token;
+mod verifier;
+
+#[cfg(feature = "axum")]
+pub mod extract;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{issuer_from_publishable_key, KeySource, VerifierConfig};
+pub use error::{AuthError, ConfigError, PublicCode};
+pub use principal::{Actor, Org, Principal};
+pub use verifier::Verifier;
+
+/// Header `cat` value Clerk puts on session tokens.
+pub const SESSION_TOKEN_CATEGORY: &str = "cl_B7d4PD111AAA";
+/// Tokens longer than this are rejected before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;

@@ -1,0 +1,101 @@
+//! [`Verifier`]: the one verification path for HTTP and WebSocket alike.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::claims::principal_from_payload;
+use crate::jwks::JwksCache;
+use crate::keys::{key_from_pem, verify_rs256, Key};
+use crate::{token, AuthError, ConfigError, KeySource, Principal, VerifierConfig};
+
+/// Verifies Clerk session tokens without a network call per request.
+///
+/// Cheap to clone; keep one per Clerk instance in application state.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: VerifierConfig,
+    keys: Keys,
+}
+
+enum Keys {
+    /// `CLERK_JWT_KEY`: one key, any `kid` (as Clerk's SDKs do), no network.
+    Pem(Key),
+    Jwks(JwksCache),
+}
+
+impl Verifier {
+    /// Builds a verifier; a bad PEM is a configuration error, not a 401 later.
+    pub fn new(source: KeySource, config: VerifierConfig) -> Result<Self, ConfigError> {
+        let keys = match source {
+            KeySource::Pem(pem) => Keys::Pem(key_from_pem(&pem).map_err(|why| {
+                ConfigError::Invalid {
+                    var: "CLERK_JWT_KEY",
+                    why,
+                }
+            })?),
+            KeySource::Jwks {
+                api_url,
+                secret_key,
+            } => Keys::Jwks(JwksCache::new(&api_url, secret_key, config.jwks.clone())),
+        };
+        Ok(Verifier {
+            inner: Arc::new(Inner { config, keys }),
+        })
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &VerifierConfig {
+        &self.inner.config
+    }
+
+    /// The JWKS cache, when keys come from the JWKS.
+    pub fn jwks(&self) -> Option<&JwksCache> {
+        match &self.inner.keys {
+            Keys::Jwks(cache) => Some(cache),
+            Keys::Pem(_) => None,
+        }
+    }
+
+    /// Verifies `token` now. See [`Verifier::verify_at`].
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_at(token, SystemTime::now()).await
+    }
+
+    /// Verifies `token` as of `now`: shape and header, key, signature, then
+    /// claims, in that order; nothing in the payload is read before the
+    /// signature checks out.
+    pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
+        let unverified = token::parse(token)?;
+        let key = self.key(&unverified.kid).await?;
+        if !verify_rs256(&key, unverified.signing_input, &unverified.signature) {
+            return Err(AuthError::BadSignature);
+        }
+        principal_from_payload(&unverified.payload, &self.inner.config, unix_millis(now))
+    }
+
+    /// Whether keys are available (for readiness probes); fetches when cold.
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        match &self.inner.keys {
+            Keys::Pem(_) => Ok(()),
+            Keys::Jwks(cache) => cache.ensure_loaded().await,
+        }
+    }
+
+    async fn key(&self, kid: &str) -> Result<Key, AuthError> {
+        match &self.inner.keys {
+            Keys::Pem(key) => Ok(key.clone()),
+            Keys::Jwks(cache) => cache.key(kid).await,
+        }
+    }
+}
+
+fn unix_millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
