@@ -1,0 +1,367 @@
+//! Tests of the stand-in itself (not of the verifier): token wire format,
+//! JWKS publication and rotation, clients.verify resolution, faults.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::mint::org_permissions;
+use super::*;
+
+fn segment(token: &str, i: usize) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(token.split('.').nth(i).expect("segment"))
+        .expect("base64url")
+}
+
+async fn get_jwks(base: &str, secret: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(format!("{base}/v1/jwks"));
+    if let Some(secret) = secret {
+        req = req.bearer_auth(secret);
+    }
+    let resp = req.send().await.expect("jwks request");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or(Value::Null),
+    )
+}
+
+async fn post_verify(base: &str, secret: &str, token: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/clients/verify"))
+        .bearer_auth(secret)
+        .header("content-type", "application/json")
+        .body(json!({ "token": token }).to_string())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("verify request");
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.text().await.expect("body")).unwrap_or(Value::Null),
+    )
+}
+
+fn kids(jwks: &Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn minted_token_has_three_segments_and_clerk_header_order() {
+    let clerk = ClerkStandIn::new();
+    let token = clerk.token("user_1").sign();
+    assert_eq!(token.split('.').count(), 3);
+    let header = String::from_utf8(segment(&token, 0)).unwrap();
+    let expected = format!(
+        r#"{{"alg":"RS256","cat":"cl_B7d4PD111AAA","kid":"{}","typ":"JWT"}}"#,
+        clerk.kid()
+    );
+    assert_eq!(header, expected);
+
+    let claims: Value = serde_json::from_slice(&segment(&token, 1)).unwrap();
+    let names: Vec<&str> = claims
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        ["azp", "exp", "fva", "iat", "iss", "nbf", "sid", "sts", "sub", "v"]
+    );
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap(), iat + 60);
+    assert_eq!(claims["nbf"].as_i64().unwrap(), iat - 10);
+    assert_eq!(claims["iss"], DEFAULT_ISSUER);
+    assert!(claims["sid"].as_str().unwrap().starts_with("sess_"));
+}
+
+#[test]
+fn signature_verifies_with_published_pem_independently() {
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    let clerk = ClerkStandIn::new();
+    let token = clerk.token("user_1").sign();
+    let key = rsa::RsaPublicKey::from_public_key_pem(&clerk.public_key_pem()).expect("SPKI PEM");
+    let verifier = rsa::pkcs1v15::VerifyingKey::<rsa::sha2::Sha256>::new(key);
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let sig = rsa::pkcs1v15::Signature::try_from(segment(&token, 2).as_slice()).unwrap();
+    verifier
+        .verify(input.as_bytes(), &sig)
+        .expect("RS256 signature valid");
+}
+
+#[test]
+fn builder_knobs_shape_claims_and_header() {
+    let clerk = ClerkStandIn::with_issuer("https://clerk.example.test");
+    assert_eq!(
+        clerk.publishable_key(),
+        format!("pk_test_{}", STANDARD.encode("clerk.example.test$"))
+    );
+    let v2 = clerk.token("u").org(
+        "org_1",
+        "acme",
+        "admin",
+        "o:docs,u:x,o:billing",
+        "read,manage",
+        "3,1",
+    );
+    let c = v2.claims();
+    assert_eq!(
+        c["o"],
+        json!({"fpm":"3,1","id":"org_1","per":"read,manage","rol":"admin","slg":"acme"})
+    );
+    assert_eq!(c["fea"], "o:docs,u:x,o:billing");
+
+    let v1 = clerk
+        .token("u")
+        .org(
+            "org_1",
+            "acme",
+            "admin",
+            "o:docs,u:x,o:billing",
+            "read,manage",
+            "3,1",
+        )
+        .v1();
+    let c = v1.remove_claim("azp").claim("extra", json!(1)).claims();
+    let names: Vec<&str> = c.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "exp",
+            "iat",
+            "iss",
+            "nbf",
+            "org_id",
+            "org_permissions",
+            "org_role",
+            "org_slug",
+            "sid",
+            "sub",
+            "extra"
+        ]
+    );
+    assert_eq!(c["org_role"], "org:admin");
+    assert_eq!(
+        c["org_permissions"],
+        json!(["org:docs:read", "org:docs:manage", "org:billing:read"])
+    );
+    assert!(org_permissions("", "read", "1").is_empty());
+
+    let token = clerk
+        .token("u")
+        .header("kid", json!("other"))
+        .remove_header("cat")
+        .sign();
+    assert_eq!(
+        String::from_utf8(segment(&token, 0)).unwrap(),
+        r#"{"alg":"RS256","kid":"other","typ":"JWT"}"#
+    );
+}
+
+#[test]
+fn sign_raw_keeps_bytes_verbatim() {
+    let clerk = ClerkStandIn::new();
+    let header = r#"{"alg":"RS256", "alg":"none","kid":"k"}"#;
+    let payload = "{\"sub\":\"a\",\"sub\":\"b\"}\n";
+    let token = clerk.sign_raw(header, payload);
+    assert_eq!(segment(&token, 0), header.as_bytes());
+    assert_eq!(segment(&token, 1), payload.as_bytes());
+    let (input, _) = token.rsplit_once('.').unwrap();
+    assert_eq!(
+        segment(&token, 2),
+        clerk.sign(input.as_bytes()),
+        "PKCS#1 v1.5 is deterministic"
+    );
+}
+
+#[tokio::test]
+async fn jwks_serves_key_and_requires_secret() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    let (status, body) = get_jwks(&base, None).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["errors"][0]["code"], "authentication_invalid");
+    assert_eq!(get_jwks(&base, Some("sk_test_wrong")).await.0, 401);
+
+    let (status, body) = get_jwks(&base, Some(&clerk.secret_key())).await;
+    assert_eq!(status, 200);
+    let key = &body["keys"][0];
+    assert_eq!(key["kid"], clerk.kid().as_str());
+    assert_eq!(
+        (&key["use"], &key["kty"], &key["alg"], &key["e"]),
+        (
+            &json!("sig"),
+            &json!("RSA"),
+            &json!("RS256"),
+            &json!("AQAB")
+        )
+    );
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(key["n"].as_str().unwrap())
+            .unwrap()
+            .len(),
+        256
+    );
+    assert_eq!(clerk.jwks_requests(), 3);
+}
+
+#[tokio::test]
+async fn rotate_and_retire_change_jwks() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    let secret = clerk.secret_key();
+    let old = clerk.kid();
+    let new = clerk.rotate_key();
+    assert_ne!(old, new);
+    assert_eq!(clerk.kid(), new);
+    assert_eq!(
+        kids(&get_jwks(&base, Some(&secret)).await.1),
+        [new.clone(), old.clone()]
+    );
+
+    clerk.retire_key(&old);
+    clerk.add_raw_jwk(json!({"kty":"EC","kid":"ec1","crv":"P-256"}));
+    let (_, body) = get_jwks(&base, Some(&secret)).await;
+    assert_eq!(kids(&body), [new, "ec1".to_owned()]);
+    assert_eq!(
+        body["keys"][1],
+        json!({"kty":"EC","kid":"ec1","crv":"P-256"})
+    );
+}
+
+#[tokio::test]
+async fn hang_fault_does_not_block_other_routes() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    clerk.set_jwks_fault(Fault::Hang);
+    let hanging = {
+        let url = format!("{base}/v1/jwks");
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(url)
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let token = clerk.token("user_1").sign();
+    assert_eq!(post_verify(&base, &clerk.secret_key(), &token).await.0, 200);
+    let err = hanging
+        .await
+        .unwrap()
+        .expect_err("hung request must time out");
+    assert!(err.is_timeout());
+    assert_eq!((clerk.jwks_requests(), clerk.verify_requests()), (1, 1));
+}
+
+#[tokio::test]
+async fn other_faults_answer_as_configured() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    let secret = clerk.secret_key();
+    let client = reqwest::Client::new();
+    let jwks = || {
+        client
+            .get(format!("{base}/v1/jwks"))
+            .bearer_auth(&secret)
+            .send()
+    };
+
+    clerk.set_jwks_fault(Fault::Status(503));
+    assert_eq!(jwks().await.unwrap().status(), 503);
+    clerk.set_jwks_fault(Fault::TooManyRequests {
+        retry_after_secs: 7,
+    });
+    let resp = jwks().await.unwrap();
+    assert_eq!(
+        (
+            resp.status().as_u16(),
+            resp.headers()["retry-after"].to_str().unwrap()
+        ),
+        (429, "7")
+    );
+    clerk.set_jwks_fault(Fault::Garbage);
+    assert_eq!(jwks().await.unwrap().text().await.unwrap(), "not json{{{");
+    clerk.set_jwks_fault(Fault::Huge);
+    let body = jwks().await.unwrap().bytes().await.unwrap();
+    assert!(body.len() >= 10 * 1024 * 1024 && body.starts_with(br#"{"keys":["#));
+    clerk.set_jwks_fault(Fault::Slow(Duration::from_millis(100)));
+    let started = std::time::Instant::now();
+    assert_eq!(jwks().await.unwrap().status(), 200);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn clients_verify_reports_registry_status() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    let secret = clerk.secret_key();
+
+    let token = clerk.token("user_a").session("sess_a").sign();
+    clerk.set_session_status("sess_a", "revoked");
+    let (status, client) = post_verify(&base, &secret, &token).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&client["object"], &client["last_active_session_id"]),
+        (&json!("client"), &json!("sess_a"))
+    );
+    assert_eq!(client["session_ids"], json!(["sess_a"]));
+    let session = &client["sessions"][0];
+    assert_eq!(
+        (&session["user_id"], &session["status"]),
+        (&json!("user_a"), &json!("revoked"))
+    );
+    assert_eq!(session["client_id"], client["id"]);
+
+    let random_sid = clerk.token("user_b").sign();
+    assert_eq!(
+        post_verify(&base, &secret, &random_sid).await.1["sessions"][0]["status"],
+        "active"
+    );
+
+    let spec = |id: &str, status: &str| SessionSpec {
+        id: id.into(),
+        user_id: "user_c".into(),
+        status: status.into(),
+    };
+    let sessions = vec![spec("sess_x", "ended"), spec("sess_y", "active")];
+    clerk.register_client(
+        "client-token",
+        ClientSpec {
+            sessions,
+            last_active_session_id: Some("sess_x".into()),
+        },
+    );
+    let (_, client) = post_verify(&base, &secret, "client-token").await;
+    assert_eq!(client["session_ids"], json!(["sess_x", "sess_y"]));
+    assert_eq!(client["sessions"][0]["status"], "ended");
+
+    let forged = clerk.token("user_a").sign_with(&ClerkStandIn::new()).sign();
+    let expired = clerk.token("user_a").issued_at(now_secs() - 120).sign();
+    for bad in [forged.as_str(), expired.as_str(), "not-a-token"] {
+        let (status, body) = post_verify(&base, &secret, bad).await;
+        assert_eq!(
+            (status, &body["errors"][0]["code"]),
+            (404, &json!("resource_not_found"))
+        );
+    }
+    assert_eq!(post_verify(&base, "sk_test_wrong", &token).await.0, 401);
+    let bad_body = reqwest::Client::new()
+        .post(format!("{base}/v1/clients/verify"))
+        .bearer_auth(&secret)
+        .body("{");
+    assert_eq!(bad_body.send().await.unwrap().status(), 400);
+}
