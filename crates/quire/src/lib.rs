@@ -1,8 +1,80 @@
 //! quire: a multi-user notebook server with Clerk sign-in and live editing.
 //!
-//! The library holds everything; `main.rs` only parses the command line and
-//! calls [`serve`]-style entry points, so tests can run the whole server on
-//! port 0.
+//! The library holds everything; `main.rs` only parses the command line.
+//! [`serve`] takes a bound listener so tests run the whole server on port 0.
+//!
+//! Layout: [`config`] (typed settings), [`store`] (SQLite behind the `Store`
+//! trait), [`notebook`] (the domain and its single change path), [`api`]
+//! (REST), [`dev`] (`quire dev`: a local Clerk stand-in).
 
+pub mod api;
+pub mod config;
+pub mod dev;
 pub mod notebook;
+pub mod openapi;
+pub mod state;
 pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use state::AppState;
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains
+/// in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Runs `quire serve` with a checked configuration until SIGINT/SIGTERM.
+pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
+    let key_source = config
+        .auth
+        .key_source
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("QUIRE_AUTH_STRATEGY=clients-verify is not built yet"))?;
+    let verifier = clerk_auth::Verifier::new(key_source, config.auth.verifier.clone())?;
+    let store = state::open_store(&config).await?;
+    let listener = TcpListener::bind(config.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, "quire listening");
+    let state = AppState::new(state::StateParts {
+        config,
+        store,
+        verifier,
+        dev_routes: None,
+    });
+    serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

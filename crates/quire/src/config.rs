@@ -1,0 +1,309 @@
+//! Typed configuration: every setting has an env var (names from DESIGN.md)
+//! and a flag; secrets are wrapped so they never print.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clerk_auth::{issuer_from_publishable_key, KeySource, VerifierConfig};
+use secrecy::SecretString;
+
+use crate::notebook::model::Limits;
+
+/// Command line of the `quire` binary.
+#[derive(Debug, Parser)]
+#[command(name = "quire", version, about = "Multi-user notebook server with Clerk sign-in")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server for real: Clerk configuration is required.
+    Serve(ServeArgs),
+    /// Run everything locally with a stand-in Clerk (loopback only, SQLite).
+    Dev(DevArgs),
+}
+
+/// Settings shared by `serve` and `dev`.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Address to listen on.
+    #[arg(long, env = "QUIRE_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// `sqlite://path` (default) or `postgres://...`.
+    #[arg(long, env = "QUIRE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Redis for fan-out between several processes.
+    #[arg(long, env = "QUIRE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Origins allowed for cookies, CORS and WebSockets (comma list);
+    /// defaults to CLERK_AUTHORIZED_PARTIES.
+    #[arg(long, env = "QUIRE_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// `text` or `json` log lines.
+    #[arg(long, env = "QUIRE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Every limit is configurable; defaults from DESIGN.md.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest JSON request body.
+    #[arg(long, env = "QUIRE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest .ipynb import.
+    #[arg(long, env = "QUIRE_MAX_IMPORT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_import_bytes: usize,
+    #[arg(long, env = "QUIRE_MAX_TITLE_CHARS", default_value_t = 200)]
+    pub max_title_chars: usize,
+    /// Largest cell source, in UTF-8 bytes.
+    #[arg(long, env = "QUIRE_MAX_SOURCE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_source_bytes: usize,
+    #[arg(long, env = "QUIRE_MAX_CELLS", default_value_t = 5000)]
+    pub max_cells: usize,
+    /// Ops kept per notebook for resume.
+    #[arg(long, env = "QUIRE_OP_LOG_KEEP", default_value_t = 1000)]
+    pub op_log_keep: usize,
+}
+
+impl Default for LimitArgs {
+    /// The same values as the flag defaults.
+    fn default() -> Self {
+        LimitArgs {
+            max_body_bytes: 1024 * 1024,
+            max_import_bytes: 16 * 1024 * 1024,
+            max_title_chars: 200,
+            max_source_bytes: 1024 * 1024,
+            max_cells: 5000,
+            op_log_keep: 1000,
+        }
+    }
+}
+
+impl LimitArgs {
+    pub fn notebook_limits(&self) -> Limits {
+        Limits {
+            max_title_chars: self.max_title_chars,
+            max_source_bytes: self.max_source_bytes,
+            max_cells: self.max_cells,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthStrategy {
+    /// Verify session tokens locally with the instance's public keys.
+    Networkless,
+    /// Ask Clerk's Backend API (`POST /v1/clients/verify`) for every new token.
+    ClientsVerify,
+}
+
+fn secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_string()))
+}
+
+/// Clerk settings (production).
+#[derive(Debug, Clone, Args)]
+pub struct ClerkArgs {
+    #[arg(long, env = "QUIRE_AUTH_STRATEGY", default_value = "networkless")]
+    pub auth_strategy: AuthStrategy,
+    #[arg(long, env = "CLERK_SECRET_KEY", value_parser = secret, hide_env_values = true)]
+    pub clerk_secret_key: Option<SecretString>,
+    #[arg(long, env = "CLERK_PUBLISHABLE_KEY")]
+    pub clerk_publishable_key: Option<String>,
+    /// PEM public key: verification with no network at all.
+    #[arg(long, env = "CLERK_JWT_KEY", hide_env_values = true)]
+    pub clerk_jwt_key: Option<String>,
+    #[arg(long, env = "CLERK_API_URL", default_value = "https://api.clerk.com")]
+    pub clerk_api_url: String,
+    #[arg(long, env = "CLERK_ISSUER")]
+    pub clerk_issuer: Option<String>,
+    #[arg(long, env = "CLERK_AUTHORIZED_PARTIES", value_delimiter = ',')]
+    pub clerk_authorized_parties: Vec<String>,
+    #[arg(long, env = "CLERK_AUDIENCE")]
+    pub clerk_audience: Option<String>,
+    #[arg(long, env = "CLERK_CLOCK_SKEW_MS", default_value_t = 5000)]
+    pub clerk_clock_skew_ms: u64,
+    #[arg(long, env = "CLERK_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
+    pub clerk_webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub clerk: ClerkArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// A start-up error that names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Clerk(#[from] clerk_auth::ConfigError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the auth layer needs, resolved and checked.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub strategy: AuthStrategy,
+    pub key_source: Option<KeySource>,
+    pub api_url: String,
+    pub secret_key: Option<SecretString>,
+    pub verifier: VerifierConfig,
+    pub webhook_secret: Option<SecretString>,
+    /// The browser app loads Clerk's SDK with this (None in dev).
+    pub publishable_key: Option<String>,
+}
+
+impl ClerkArgs {
+    /// Checks the Clerk settings; missing ones are named, never defaulted to "let everyone in".
+    pub fn resolve(&self) -> Result<AuthSettings, ConfigError> {
+        let issuer = match (&self.clerk_issuer, &self.clerk_publishable_key) {
+            (Some(iss), _) => Some(iss.trim_end_matches('/').to_string()),
+            (None, Some(pk)) => Some(issuer_from_publishable_key(pk)?),
+            (None, None) => None,
+        };
+        let key_source = match (self.auth_strategy, &self.clerk_jwt_key, &self.clerk_secret_key) {
+            (AuthStrategy::Networkless, Some(pem), _) => Some(KeySource::Pem(pem.clone())),
+            (AuthStrategy::Networkless, None, Some(secret)) => Some(KeySource::Jwks {
+                api_url: self.clerk_api_url.clone(),
+                secret_key: secret.clone(),
+            }),
+            (AuthStrategy::Networkless, None, None) => {
+                return Err(ConfigError::Invalid(
+                    "CLERK_SECRET_KEY (or CLERK_JWT_KEY) is required to verify session tokens".into(),
+                ))
+            }
+            (AuthStrategy::ClientsVerify, _, None) => {
+                return Err(ConfigError::Invalid(
+                    "CLERK_SECRET_KEY is required with QUIRE_AUTH_STRATEGY=clients-verify".into(),
+                ))
+            }
+            (AuthStrategy::ClientsVerify, _, Some(_)) => None,
+        };
+        Ok(AuthSettings {
+            strategy: self.auth_strategy,
+            key_source,
+            api_url: self.clerk_api_url.clone(),
+            secret_key: self.clerk_secret_key.clone(),
+            verifier: VerifierConfig {
+                issuer,
+                authorized_parties: self.clerk_authorized_parties.clone(),
+                audience: self.clerk_audience.clone(),
+                clock_skew: Duration::from_millis(self.clerk_clock_skew_ms),
+                ..VerifierConfig::default()
+            },
+            webhook_secret: self.clerk_webhook_secret.clone(),
+            publishable_key: self.clerk_publishable_key.clone(),
+        })
+    }
+}
+
+/// The resolved server configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub allowed_origins: Vec<String>,
+    pub limits: LimitArgs,
+    pub auth: AuthSettings,
+    /// Dev mode: the Clerk stand-in is mounted under /__dev.
+    pub dev: bool,
+}
+
+impl Config {
+    /// `quire serve`: production configuration, all of it checked.
+    pub fn from_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
+        let auth = args.clerk.resolve()?;
+        let allowed_origins = if args.common.allowed_origins.is_empty() {
+            args.clerk.clerk_authorized_parties.clone()
+        } else {
+            args.common.allowed_origins.clone()
+        };
+        Ok(Config {
+            addr: args.common.addr,
+            database_url: args
+                .common
+                .database_url
+                .clone()
+                .unwrap_or_else(|| "sqlite://quire.db".into()),
+            redis_url: args.common.redis_url.clone(),
+            allowed_origins: clean_origins(allowed_origins),
+            limits: args.common.limits.clone(),
+            auth,
+            dev: false,
+        })
+    }
+}
+
+/// Origins compare as exact strings, so drop blanks and trailing slashes.
+pub fn clean_origins(origins: Vec<String>) -> Vec<String> {
+    origins
+        .into_iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> ServeArgs {
+        let cli = Cli::try_parse_from(args).unwrap();
+        match cli.command {
+            Command::Serve(s) => s,
+            Command::Dev(_) => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn limit_defaults_match_flags() {
+        let args = parse(&["quire", "serve"]);
+        let from_flags = format!("{:?}", args.common.limits);
+        assert_eq!(from_flags, format!("{:?}", LimitArgs::default()));
+    }
+
+    #[test]
+    fn serve_without_clerk_names_the_variable() {
+        let args = parse(&["quire", "serve"]);
+        let err = Config::from_serve(&args).unwrap_err().to_string();
+        assert!(err.contains("CLERK_SECRET_KEY"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let args = parse(&["quire", "serve", "--clerk-secret-key", "sk_test_supersecret"]);
+        let config = Config::from_serve(&args).unwrap();
+        assert!(!format!("{config:?}").contains("supersecret"));
+        assert!(!format!("{args:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn issuer_from_publishable_key_when_not_set() {
+        let pk = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k";
+        let args = parse(&["quire", "serve", "--clerk-secret-key", "sk", "--clerk-publishable-key", pk]);
+        let config = Config::from_serve(&args).unwrap();
+        assert_eq!(config.auth.verifier.issuer.as_deref(), Some("https://clerk.example.com"));
+    }
+}

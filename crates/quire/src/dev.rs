@@ -1,0 +1,187 @@
+//! `quire dev`: the whole product on one machine with no Clerk account.
+//!
+//! A [`ClerkStandIn`] is mounted under `/__dev` (JWKS, clients.verify) and
+//! the verifier fetches keys from it exactly as it would from Clerk, so dev
+//! mode runs the production verification path. `/__dev/token` mints real
+//! RS256 session tokens for any user id. Tokens carry a dev-only issuer and
+//! the server binds loopback addresses only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clerk_auth::testing::ClerkStandIn;
+use clerk_auth::{KeySource, Verifier, VerifierConfig};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::{clean_origins, AuthSettings, AuthStrategy, CommonArgs, Config};
+use crate::state::{open_store, StateParts};
+use crate::AppState;
+
+/// The issuer of dev tokens; no real Clerk instance can have it (`.invalid`).
+pub const DEV_ISSUER: &str = "https://clerk.quire-dev.invalid";
+/// Default database in dev mode.
+pub const DEV_DATABASE_URL: &str = "sqlite://quire-dev.db";
+/// Longest lifetime the dev token endpoint grants.
+const MAX_DEV_LIFETIME_SECS: i64 = 24 * 3600;
+
+/// Refuses anything but a loopback address: dev tokens must never be reachable.
+pub fn check_loopback(addr: &SocketAddr) -> anyhow::Result<()> {
+    if !addr.ip().is_loopback() {
+        anyhow::bail!(
+            "quire dev only binds loopback addresses; QUIRE_ADDR/--addr {addr} is not one (use 127.0.0.1:PORT)"
+        );
+    }
+    Ok(())
+}
+
+/// The app's own origins (127.0.0.1 and localhost) plus any configured ones.
+fn dev_origins(local: &SocketAddr, extra: &[String]) -> Vec<String> {
+    let mut origins = vec![
+        format!("http://{local}"),
+        format!("http://localhost:{}", local.port()),
+    ];
+    origins.extend_from_slice(extra);
+    clean_origins(origins)
+}
+
+/// Builds the dev state for a server that will listen on `local`.
+pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result<(AppState, ClerkStandIn)> {
+    let standin = ClerkStandIn::with_issuer(DEV_ISSUER);
+    let api_url = format!("http://{local}/__dev");
+    let verifier_config = VerifierConfig {
+        issuer: Some(DEV_ISSUER.to_string()),
+        ..VerifierConfig::default()
+    };
+    let key_source = KeySource::Jwks {
+        api_url: api_url.clone(),
+        secret_key: standin.secret_key().into(),
+    };
+    let config = Config {
+        addr: local,
+        database_url: common
+            .database_url
+            .clone()
+            .unwrap_or_else(|| DEV_DATABASE_URL.to_string()),
+        redis_url: common.redis_url.clone(),
+        allowed_origins: dev_origins(&local, &common.allowed_origins),
+        limits: common.limits.clone(),
+        auth: AuthSettings {
+            strategy: AuthStrategy::Networkless,
+            key_source: Some(key_source.clone()),
+            api_url,
+            secret_key: Some(standin.secret_key().into()),
+            verifier: verifier_config.clone(),
+            webhook_secret: None,
+            publishable_key: None,
+        },
+        dev: true,
+    };
+    let store = open_store(&config).await?;
+    let verifier = Verifier::new(key_source, verifier_config)?;
+    let state = AppState::new(StateParts {
+        config,
+        store,
+        verifier,
+        dev_routes: Some(dev_routes(&standin)),
+    });
+    Ok((state, standin))
+}
+
+/// `/__dev/*`: the stand-in's Clerk API plus the token endpoint.
+fn dev_routes(standin: &ClerkStandIn) -> Router<AppState> {
+    let tokens = Router::new()
+        .route("/token", get(token_text).post(token_json))
+        .with_state(Arc::new(standin.clone()));
+    Router::new().nest_service("/__dev", standin.router().merge(tokens))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    user_id: String,
+    lifetime_secs: Option<i64>,
+    session_id: Option<String>,
+}
+
+/// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
+fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Response> {
+    let ok_id = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let bad = |msg: &str| {
+        (StatusCode::BAD_REQUEST, Json(json!({"error": {"code": "bad_request", "message": msg}}))).into_response()
+    };
+    if !ok_id(&req.user_id) {
+        return Err(bad("user_id must be 1-64 characters of [A-Za-z0-9_-]"));
+    }
+    let lifetime = req.lifetime_secs.unwrap_or(3600);
+    if !(1..=MAX_DEV_LIFETIME_SECS).contains(&lifetime) {
+        return Err(bad("lifetime_secs must be from 1 to 86400"));
+    }
+    let session_id = match req.session_id {
+        Some(s) if ok_id(&s) => s,
+        Some(_) => return Err(bad("session_id must be 1-64 characters of [A-Za-z0-9_-]")),
+        None => format!("sess_dev_{}", uuid::Uuid::new_v4().simple()),
+    };
+    let builder = standin.token(&req.user_id).session(&session_id).lifetime(lifetime);
+    let exp = builder.claims()["exp"].as_i64().unwrap_or_default();
+    Ok((builder.sign(), exp, session_id))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    user_id: String,
+    lifetime_secs: Option<i64>,
+}
+
+/// `GET /__dev/token?user_id=alice`: the bare token, for shell sessions.
+async fn token_text(State(standin): State<Arc<ClerkStandIn>>, Query(q): Query<TokenQuery>) -> Response {
+    let req = TokenRequest {
+        user_id: q.user_id,
+        lifetime_secs: q.lifetime_secs,
+        session_id: None,
+    };
+    match mint(&standin, req) {
+        Ok((token, _, _)) => token.into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `POST /__dev/token {"user_id", "lifetime_secs"?, "session_id"?}`.
+async fn token_json(State(standin): State<Arc<ClerkStandIn>>, Json(req): Json<TokenRequest>) -> Response {
+    let user_id = req.user_id.clone();
+    match mint(&standin, req) {
+        Ok((token, exp, session_id)) => {
+            Json(json!({"token": token, "expires_at": exp, "user_id": user_id, "session_id": session_id}))
+                .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// Runs `quire dev` until Ctrl-C.
+pub async fn run(common: CommonArgs) -> anyhow::Result<()> {
+    check_loopback(&common.addr)?;
+    let listener = TcpListener::bind(common.addr).await?;
+    let local = listener.local_addr()?;
+    let (state, _standin) = dev_state(&common, local).await?;
+    print_banner(&local, &state.config().database_url);
+    crate::serve(listener, state, crate::shutdown_signal()).await?;
+    Ok(())
+}
+
+fn print_banner(local: &SocketAddr, database_url: &str) {
+    println!(
+        "\nquire dev is running at http://{local}/  (database {database_url}, stand-in Clerk under /__dev)\n\
+         Try it:\n  \
+         TOKEN=$(curl -s 'http://{local}/__dev/token?user_id=user_alice')\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n"
+    );
+}

@@ -1,0 +1,155 @@
+//! [`AppState`]: what every handler shares. A cheap clone (one `Arc`).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use aws_lc_rs::hmac;
+use axum::Router;
+use clerk_auth::extract::Authenticator;
+use clerk_auth::{AuthError, Verifier};
+use metrics_exporter_prometheus::PrometheusHandle;
+use secrecy::ExposeSecret;
+
+use crate::api::error::ApiError;
+use crate::config::Config;
+use crate::notebook::model::{NotebookId, Role, UserId};
+use crate::notebook::ops::{Committed, Op};
+use crate::store::{Access, SqliteStore, Store, StoreOptions};
+
+/// Shared state: store, verifier, settings. Passed with axum's `State`.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    store: Arc<dyn Store>,
+    auth: Authenticator,
+    cursor_key: hmac::Key,
+    metrics: PrometheusHandle,
+    dev_routes: Option<Router<AppState>>,
+}
+
+/// Parts of the state that differ between `serve`, `dev` and tests.
+pub struct StateParts {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub verifier: Verifier,
+    /// Extra routes (dev mode's `/__dev`).
+    pub dev_routes: Option<Router<AppState>>,
+}
+
+impl AppState {
+    /// Assembles the state from already-built parts.
+    pub fn new(parts: StateParts) -> AppState {
+        let cursor_key = cursor_key(&parts.config);
+        let auth = Authenticator {
+            verifier: parts.verifier,
+            allowed_origins: Arc::new(parts.config.allowed_origins.clone()),
+        };
+        AppState {
+            inner: Arc::new(Inner {
+                config: parts.config,
+                store: parts.store,
+                auth,
+                cursor_key,
+                metrics: crate::telemetry::metrics_handle(),
+                dev_routes: parts.dev_routes,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn auth(&self) -> &Authenticator {
+        &self.inner.auth
+    }
+
+    pub fn cursor_key(&self) -> &hmac::Key {
+        &self.inner.cursor_key
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn dev_routes(&self) -> Option<Router<AppState>> {
+        self.inner.dev_routes.clone()
+    }
+
+    /// Whether the verifier has keys (for `/readyz`).
+    pub async fn auth_ready(&self) -> Result<(), AuthError> {
+        self.inner.auth.verifier.ready().await
+    }
+
+    /// The caller's role on a notebook: 404 when it does not exist, 403 when
+    /// the caller may not see it.
+    pub async fn role_of(&self, id: NotebookId, user: &UserId) -> Result<Role, ApiError> {
+        match self.store().role_of(id, user).await? {
+            Access::NotFound => Err(ApiError::NotFound),
+            Access::NoAccess => Err(ApiError::Forbidden),
+            Access::Role(role) => Ok(role),
+        }
+    }
+
+    /// The single change path for REST (and, later, WebSocket) callers:
+    /// the store validates and commits; only then is the op published.
+    pub async fn apply(
+        &self,
+        id: NotebookId,
+        author: &UserId,
+        op: Op,
+        expect_version: Option<i64>,
+    ) -> Result<Committed, ApiError> {
+        let committed = self.store().apply(id, author, op, expect_version).await?;
+        metrics::counter!("notebook_ops_total").increment(1);
+        self.published(&committed);
+        Ok(committed)
+    }
+
+    /// Hook for live delivery of a committed op (the realtime hub plugs in here).
+    fn published(&self, _committed: &Committed) {}
+
+    /// Hook: a notebook was deleted (its sockets close with 4404).
+    pub fn notebook_deleted(&self, _id: NotebookId) {}
+
+    /// Hook: a member was added, changed (`Some(role)`) or removed (`None`).
+    pub fn member_changed(&self, _id: NotebookId, _user: &UserId, _role: Option<Role>) {}
+}
+
+/// Cursors must verify on every process and across restarts, so the HMAC key
+/// is derived from the instance's Clerk secret material when there is some.
+fn cursor_key(config: &Config) -> hmac::Key {
+    let mut material = b"quire-cursor-v1:".to_vec();
+    match (&config.auth.secret_key, &config.auth.key_source) {
+        (Some(secret), _) => material.extend_from_slice(secret.expose_secret().as_bytes()),
+        (None, Some(clerk_auth::KeySource::Pem(pem))) => material.extend_from_slice(pem.as_bytes()),
+        _ => material.extend_from_slice(&rand::random::<[u8; 32]>()),
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
+    hmac::Key::new(hmac::HMAC_SHA256, digest.as_ref())
+}
+
+/// Opens the store named by the database URL and runs migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
+    let options = StoreOptions {
+        limits: config.limits.notebook_limits(),
+        op_log_keep: config.limits.op_log_keep,
+        ..StoreOptions::default()
+    };
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url, options)
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("QUIRE_DATABASE_URL must start with sqlite:// (PostgreSQL support is not built yet)")
+}
