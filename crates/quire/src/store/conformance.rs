@@ -938,7 +938,7 @@ async fn list_pagination(make: Make<'_>) {
         },
     )
     .await;
-    expected.sort_by(|(a, _), (b, _)| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    expected.sort_by_key(|(m, _)| std::cmp::Reverse((m.created_at, m.id)));
 
     assert!(store
         .list_for_user(&me, 0, None)
