@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::json::check_no_duplicates;
+use crate::json::{check_object, ObjectError};
 use crate::{Actor, AuthError, Org, Principal, VerifierConfig};
 
 /// Latest `exp`/`nbf`/`iat` we accept: 9999-12-31. Beyond it is garbage.
@@ -58,7 +58,10 @@ pub(crate) fn principal_from_payload(
     config: &VerifierConfig,
     now_ms: i64,
 ) -> Result<Principal, AuthError> {
-    check_no_duplicates(payload).map_err(|_| AuthError::DuplicateMember("claims"))?;
+    check_object(payload).map_err(|e| match e {
+        ObjectError::Duplicate => AuthError::DuplicateMember("claims"),
+        ObjectError::NotObject => AuthError::InvalidClaims("not a JSON object"),
+    })?;
     let claims: Claims =
         serde_json::from_slice(payload).map_err(|_| AuthError::InvalidClaims("types"))?;
     let exp = check_times(&claims, config, now_ms)?;

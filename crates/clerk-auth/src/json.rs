@@ -17,6 +17,31 @@ pub(crate) fn check_no_duplicates(bytes: &[u8]) -> Result<(), serde_json::Error>
     serde_json::from_slice::<NoDuplicates>(bytes).map(|_| ())
 }
 
+/// Why [`check_object`] refused a header or claims set.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ObjectError {
+    /// Some object repeats a member name.
+    Duplicate,
+    /// Not JSON, or JSON but not an object at top level (RFC 7515/7519
+    /// require objects; a serde struct would happily read an array).
+    NotObject,
+}
+
+/// One JSON object, with no repeated member name anywhere inside it.
+pub(crate) fn check_object(bytes: &[u8]) -> Result<(), ObjectError> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ObjectError::NotObject);
+    }
+    // The visitor's only data error is the duplicate; the rest is bad JSON.
+    check_no_duplicates(bytes).map_err(|e| {
+        if e.is_data() {
+            ObjectError::Duplicate
+        } else {
+            ObjectError::NotObject
+        }
+    })
+}
+
 /// A JSON value of any shape, accepted only when no object repeats a key.
 struct NoDuplicates;
 
@@ -91,6 +116,25 @@ mod tests {
         assert!(check_no_duplicates(br#"[{"k":1,"k":1}]"#).is_err());
         // Escapes are decoded before comparing: "\u0061" is "a".
         assert!(check_no_duplicates(br#"{"a":1,"\u0061":2}"#).is_err());
+    }
+
+    #[test]
+    fn objects_only() {
+        assert_eq!(check_object(br#" {"a":1}"#), Ok(()));
+        assert_eq!(
+            check_object(br#"{"a":1,"a":2}"#),
+            Err(ObjectError::Duplicate)
+        );
+        for bad in [
+            &br#"["RS256","k"]"#[..],
+            b"42",
+            br#""s""#,
+            b"{\"a\":",
+            b"",
+            b"{} x",
+        ] {
+            assert_eq!(check_object(bad), Err(ObjectError::NotObject), "{bad:?}");
+        }
     }
 
     #[test]

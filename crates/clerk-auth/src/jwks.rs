@@ -94,12 +94,26 @@ impl JwksCache {
             if !self.is_stale(&snap) {
                 return Ok(key.clone());
             }
-            // Stale but known: one caller refreshes, nobody else waits.
+            // Stale but known: one caller refreshes (at most once per
+            // cooldown, so an outage is not a fetch per request), nobody else waits.
             if let Ok(mut state) = self.fetch.try_lock() {
-                self.fetch_into(&mut state).await;
+                if self.may_fetch(&state) {
+                    self.fetch_into(&mut state).await;
+                }
             }
             let fresh = self.snapshot.load();
-            return Ok(fresh.keys.get(kid).unwrap_or(key).clone());
+            if fresh.generation == snap.generation {
+                // No successful fetch since: the cached key keeps working.
+                return Ok(key.clone());
+            }
+            // A successful fetch replaced the set: a retired kid is gone.
+            return match fresh.keys.get(kid) {
+                Some(key) => Ok(key.clone()),
+                None if fresh.keys.is_empty() => {
+                    Err(AuthError::KeysUnavailable("no usable key".into()))
+                }
+                None => Err(AuthError::UnknownKid),
+            };
         }
         self.key_after_fetch(kid, snap.generation).await
     }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::json::{check_no_duplicates, present};
+use crate::json::{check_object, present, ObjectError};
 use crate::{AuthError, MAX_TOKEN_BYTES, SESSION_TOKEN_CATEGORY};
 
 /// Longest `kid` we look up; Clerk's are ~30 characters.
@@ -101,7 +101,10 @@ fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, AuthErro
 
 /// Step 2, in the order of DESIGN.md; returns the `kid`.
 fn check_header(bytes: &[u8]) -> Result<String, AuthError> {
-    check_no_duplicates(bytes).map_err(|_| AuthError::DuplicateMember("header"))?;
+    check_object(bytes).map_err(|e| match e {
+        ObjectError::Duplicate => AuthError::DuplicateMember("header"),
+        ObjectError::NotObject => AuthError::Malformed("header json"),
+    })?;
     let header: Header =
         serde_json::from_slice(bytes).map_err(|_| AuthError::Malformed("header json"))?;
     if header.alg != "RS256" {
