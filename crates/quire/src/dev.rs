@@ -89,6 +89,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
         config,
         store,
         verifier,
+        realtime: Default::default(),
         dev_routes: Some(dev_routes(&standin)),
     });
     Ok((state, standin))

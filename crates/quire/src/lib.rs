@@ -12,6 +12,7 @@ pub mod config;
 pub mod dev;
 pub mod notebook;
 pub mod openapi;
+pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -29,9 +30,19 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.hub().clone();
     let app = api::router(state);
+    // Ordered shutdown: stop accepting, close every socket with 1001 after
+    // flushing what it has queued, wait (bounded) for socket tasks, exit.
+    let sockets_closed = {
+        let hub = hub.clone();
+        async move {
+            shutdown.await;
+            hub.shutdown(std::time::Duration::from_secs(10)).await;
+        }
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(sockets_closed)
         .await
 }
 
@@ -50,6 +61,7 @@ pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
         config,
         store,
         verifier,
+        realtime: Default::default(),
         dev_routes: None,
     });
     serve(listener, state, shutdown_signal()).await?;

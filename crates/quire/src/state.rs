@@ -14,7 +14,9 @@ use crate::api::error::ApiError;
 use crate::config::Config;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::{Committed, Op};
-use crate::store::{Access, SqliteStore, Store, StoreOptions};
+use crate::realtime::hub::RealtimeLimits;
+use crate::realtime::Hub;
+use crate::store::{Access, ApplyError, SqliteStore, Store, StoreOptions};
 
 /// Shared state: store, verifier, settings. Passed with axum's `State`.
 #[derive(Clone)]
@@ -28,6 +30,7 @@ struct Inner {
     auth: Authenticator,
     cursor_key: hmac::Key,
     metrics: PrometheusHandle,
+    hub: Hub,
     dev_routes: Option<Router<AppState>>,
 }
 
@@ -36,6 +39,8 @@ pub struct StateParts {
     pub config: Config,
     pub store: Arc<dyn Store>,
     pub verifier: Verifier,
+    /// Socket limits and timings.
+    pub realtime: RealtimeLimits,
     /// Extra routes (dev mode's `/__dev`).
     pub dev_routes: Option<Router<AppState>>,
 }
@@ -55,6 +60,7 @@ impl AppState {
                 auth,
                 cursor_key,
                 metrics: crate::telemetry::metrics_handle(),
+                hub: Hub::new(parts.realtime),
                 dev_routes: parts.dev_routes,
             }),
         }
@@ -80,6 +86,11 @@ impl AppState {
         &self.inner.metrics
     }
 
+    /// The realtime hub: rooms of open notebooks.
+    pub fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
     pub(crate) fn dev_routes(&self) -> Option<Router<AppState>> {
         self.inner.dev_routes.clone()
     }
@@ -99,29 +110,32 @@ impl AppState {
         }
     }
 
-    /// The single change path for REST (and, later, WebSocket) callers:
-    /// the store validates and commits; only then is the op published.
+    /// The single change path for REST and WebSocket callers: the store
+    /// validates and commits; only then is the op published, in version
+    /// order (the commit lock spans both).
     pub async fn apply(
         &self,
         id: NotebookId,
         author: &UserId,
         op: Op,
         expect_version: Option<i64>,
-    ) -> Result<Committed, ApiError> {
+    ) -> Result<Committed, ApplyError> {
+        let _ordered = self.hub().commit_lock(id).await;
         let committed = self.store().apply(id, author, op, expect_version).await?;
         metrics::counter!("notebook_ops_total").increment(1);
-        self.published(&committed);
+        self.hub().publish(&committed);
         Ok(committed)
     }
 
-    /// Hook for live delivery of a committed op (the realtime hub plugs in here).
-    fn published(&self, _committed: &Committed) {}
+    /// A notebook was deleted: its sockets close with 4404.
+    pub fn notebook_deleted(&self, id: NotebookId) {
+        self.hub().notebook_deleted(id);
+    }
 
-    /// Hook: a notebook was deleted (its sockets close with 4404).
-    pub fn notebook_deleted(&self, _id: NotebookId) {}
-
-    /// Hook: a member was added, changed (`Some(role)`) or removed (`None`).
-    pub fn member_changed(&self, _id: NotebookId, _user: &UserId, _role: Option<Role>) {}
+    /// A member was added, changed (`Some(role)`) or removed (`None`).
+    pub fn member_changed(&self, id: NotebookId, user: &UserId, role: Option<Role>) {
+        self.hub().member_changed(id, user, role);
+    }
 }
 
 /// Cursors must verify on every process and across restarts, so the HMAC key

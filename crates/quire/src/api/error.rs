@@ -44,6 +44,8 @@ pub enum ApiError {
     PreconditionFailed,
     #[error("payload too large")]
     PayloadTooLarge,
+    #[error("too many connections")]
+    TooManyConnections,
     #[error("unprocessable: {0}")]
     Unprocessable(&'static str),
     #[error("service unavailable")]
@@ -95,6 +97,12 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 "the request body is too large".into(),
+                None,
+            ),
+            ApiError::TooManyConnections => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many open connections for this user".into(),
                 None,
             ),
             ApiError::Unprocessable(why) => {

@@ -10,6 +10,7 @@ pub mod notebooks;
 pub mod pagination;
 pub mod system;
 pub mod views;
+pub mod ws;
 
 use std::time::Duration;
 
@@ -85,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/{id}/cells/{cell_id}/move", post(cells::move_cell))
         .route("/{id}/members", get(members::list))
+        .route("/{id}/ws", get(ws::upgrade))
         .route(
             "/{id}/members/{user_id}",
             put(members::put).delete(members::remove),

@@ -1,0 +1,372 @@
+//! Rooms: one per notebook that has sockets open.
+//!
+//! A room's broadcast channel carries every committed op (serialized once,
+//! shared by all sockets), presence snapshots and access events, in one
+//! order. A receiver that falls a whole channel behind is a slow reader and
+//! is closed (4429): memory stays bounded by the channel, never by a client.
+//!
+//! Publishing in version order: commits to one notebook are serialized by
+//! the store, but the code after the commit runs concurrently. The hub's
+//! striped commit locks make "commit, then publish" atomic per notebook in
+//! this process, so a room sees versions in order, without gaps.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use serde_json::json;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::notebook::model::{NotebookId, Role, UserId};
+use crate::notebook::ops::Committed;
+
+/// Presence messages per room are at most this frequent.
+const PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
+/// Number of commit lock stripes.
+const STRIPES: usize = 64;
+
+/// Limits and timings of sockets (DESIGN.md defaults; tests shrink them).
+#[derive(Debug, Clone)]
+pub struct RealtimeLimits {
+    pub max_message_bytes: usize,
+    pub ops_per_sec: f64,
+    pub burst: f64,
+    /// Messages a socket may have queued for writing before it is closed.
+    pub outbound_queue: usize,
+    /// Events a room buffers; a socket that far behind is closed.
+    pub room_buffer: usize,
+    pub auth_timeout: Duration,
+    pub ping_interval: Duration,
+    pub pong_timeout: Duration,
+    /// Sockets one user may hold at once (all notebooks).
+    pub max_conns_per_user: usize,
+    /// Most ops replayed on resume.
+    pub max_replay: usize,
+    /// Extra time after `exp + skew` before an unrefreshed socket closes.
+    pub expiry_grace: Duration,
+    /// Seconds over the rate limit after which the socket is closed.
+    pub rate_limit_close_after: Duration,
+}
+
+impl Default for RealtimeLimits {
+    fn default() -> Self {
+        RealtimeLimits {
+            max_message_bytes: 256 * 1024,
+            ops_per_sec: 50.0,
+            burst: 100.0,
+            outbound_queue: 256,
+            room_buffer: 1024,
+            auth_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            pong_timeout: Duration::from_secs(40),
+            max_conns_per_user: 100,
+            max_replay: 1000,
+            expiry_grace: Duration::from_secs(2),
+            rate_limit_close_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a room tells its sockets.
+#[derive(Debug)]
+pub enum RoomEvent {
+    /// A committed op, already serialized as the `op` message.
+    Op { version: i64, text: Utf8Bytes },
+    /// A `presence` message.
+    Presence(Utf8Bytes),
+    /// A member's role changed: their sockets switch role (and are told).
+    Role { user: UserId, role: Role },
+    /// A member was removed: their sockets close with 4403.
+    Removed { user: UserId },
+    /// The notebook was deleted: every socket closes with 4404.
+    Deleted,
+}
+
+/// Every room, the commit locks, and the owner of socket tasks.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    rooms: Mutex<HashMap<NotebookId, Weak<Room>>>,
+    user_conns: Mutex<HashMap<UserId, usize>>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
+    hasher: std::collections::hash_map::RandomState,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    limits: RealtimeLimits,
+}
+
+/// One notebook's live state.
+pub struct Room {
+    id: NotebookId,
+    tx: broadcast::Sender<Arc<RoomEvent>>,
+    presence: Mutex<Presence>,
+}
+
+#[derive(Default)]
+struct Presence {
+    /// user id -> (role, open sockets); BTreeMap keeps the list sorted.
+    users: BTreeMap<UserId, (Role, usize)>,
+    scheduled: bool,
+    last_sent: Option<Instant>,
+}
+
+impl Hub {
+    pub fn new(limits: RealtimeLimits) -> Hub {
+        Hub {
+            inner: Arc::new(HubInner {
+                rooms: Mutex::new(HashMap::new()),
+                user_conns: Mutex::new(HashMap::new()),
+                stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+                hasher: Default::default(),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                limits,
+            }),
+        }
+    }
+
+    pub fn limits(&self) -> &RealtimeLimits {
+        &self.inner.limits
+    }
+
+    /// Cancelled when the server shuts down: sockets close with 1001.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// Owns socket and presence tasks so shutdown can wait for them.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
+    }
+
+    /// Closes every socket (1001) and waits, bounded, for them to finish.
+    pub async fn shutdown(&self, wait: Duration) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        if tokio::time::timeout(wait, self.inner.tasks.wait()).await.is_err() {
+            tracing::warn!("some sockets did not close in time");
+        }
+    }
+
+    /// Serializes commit + publish for one notebook (see module docs).
+    pub async fn commit_lock(&self, id: NotebookId) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = self.inner.hasher.build_hasher();
+        id.hash(&mut h);
+        let stripe = (h.finish() as usize) % STRIPES;
+        self.inner.stripes[stripe].lock().await
+    }
+
+    fn room(&self, id: NotebookId) -> Option<Arc<Room>> {
+        let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms.get(&id).and_then(Weak::upgrade)
+    }
+
+    /// Sends a committed op to every socket on its notebook.
+    pub fn publish(&self, committed: &Committed) {
+        let Some(room) = self.room(committed.notebook_id) else {
+            return;
+        };
+        let text = json!({
+            "type": "op",
+            "version": committed.version,
+            "author": committed.author.as_str(),
+            "op": committed.op,
+        })
+        .to_string();
+        room.send(RoomEvent::Op {
+            version: committed.version,
+            text: text.into(),
+        });
+    }
+
+    /// A member was added/changed (`Some`) or removed (`None`).
+    pub fn member_changed(&self, id: NotebookId, user: &UserId, role: Option<Role>) {
+        let Some(room) = self.room(id) else { return };
+        match role {
+            Some(role) => {
+                room.set_presence_role(user, role);
+                room.send(RoomEvent::Role {
+                    user: user.clone(),
+                    role,
+                });
+            }
+            None => room.send(RoomEvent::Removed { user: user.clone() }),
+        }
+        self.schedule_presence(&room);
+    }
+
+    /// The notebook was deleted.
+    pub fn notebook_deleted(&self, id: NotebookId) {
+        if let Some(room) = self.room(id) {
+            room.send(RoomEvent::Deleted);
+        }
+    }
+
+    /// Reserves one of the user's connection slots, or `None` at the cap.
+    pub fn reserve_user(&self, user: &UserId) -> Option<UserSlot> {
+        let mut conns = self.inner.user_conns.lock().unwrap_or_else(|e| e.into_inner());
+        let n = conns.entry(user.clone()).or_insert(0);
+        if *n >= self.inner.limits.max_conns_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            hub: self.clone(),
+            user: user.clone(),
+        })
+    }
+
+    /// Joins a notebook's room (creating it): subscribe first, so nothing
+    /// committed after the caller's snapshot can be missed.
+    pub fn join(&self, id: NotebookId, user: &UserId, role: Role) -> Seat {
+        let room = {
+            let mut rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            rooms.retain(|_, weak| weak.strong_count() > 0);
+            match rooms.get(&id).and_then(Weak::upgrade) {
+                Some(room) => room,
+                None => {
+                    let (tx, _) = broadcast::channel(self.inner.limits.room_buffer);
+                    let room = Arc::new(Room {
+                        id,
+                        tx,
+                        presence: Mutex::new(Presence::default()),
+                    });
+                    rooms.insert(id, Arc::downgrade(&room));
+                    room
+                }
+            }
+        };
+        let rx = room.tx.subscribe();
+        room.add_presence(user, role);
+        self.schedule_presence(&room);
+        Seat {
+            hub: self.clone(),
+            room,
+            user: user.clone(),
+            rx: Some(rx),
+        }
+    }
+
+    /// Sends the room's presence now, or as soon as 250 ms have passed since
+    /// the last one; changes in between are coalesced into one message.
+    fn schedule_presence(&self, room: &Arc<Room>) {
+        let delay = {
+            let mut p = room.presence.lock().unwrap_or_else(|e| e.into_inner());
+            if p.scheduled {
+                return;
+            }
+            p.scheduled = true;
+            p.last_sent
+                .map(|t| PRESENCE_INTERVAL.saturating_sub(t.elapsed()))
+                .unwrap_or_default()
+        };
+        let room = room.clone();
+        self.inner.tasks.spawn(async move {
+            tokio::time::sleep(delay).await;
+            room.flush_presence();
+        });
+    }
+}
+
+impl Room {
+    pub fn id(&self) -> NotebookId {
+        self.id
+    }
+
+    fn send(&self, event: RoomEvent) {
+        // No receivers is fine: nobody is listening any more.
+        let _ = self.tx.send(Arc::new(event));
+    }
+
+    fn add_presence(&self, user: &UserId, role: Role) {
+        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = p.users.entry(user.clone()).or_insert((role, 0));
+        entry.0 = role;
+        entry.1 += 1;
+    }
+
+    fn remove_presence(&self, user: &UserId) {
+        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = p.users.get_mut(user) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                p.users.remove(user);
+            }
+        }
+    }
+
+    fn set_presence_role(&self, user: &UserId, role: Role) {
+        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = p.users.get_mut(user) {
+            entry.0 = role;
+        }
+    }
+
+    fn flush_presence(&self) {
+        let text = {
+            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+            p.scheduled = false;
+            p.last_sent = Some(Instant::now());
+            let users: Vec<_> = p
+                .users
+                .iter()
+                .map(|(user, (role, n))| json!({"user_id": user.as_str(), "role": role, "connections": n}))
+                .collect();
+            json!({"type": "presence", "users": users}).to_string()
+        };
+        self.send(RoomEvent::Presence(text.into()));
+    }
+}
+
+/// A socket's place in a room; leaving (drop) updates presence.
+pub struct Seat {
+    hub: Hub,
+    room: Arc<Room>,
+    user: UserId,
+    rx: Option<broadcast::Receiver<Arc<RoomEvent>>>,
+}
+
+impl Seat {
+    pub fn room(&self) -> &Arc<Room> {
+        &self.room
+    }
+
+    /// The receiver of room events (taken once by the session loop).
+    pub fn take_receiver(&mut self) -> broadcast::Receiver<Arc<RoomEvent>> {
+        self.rx.take().unwrap_or_else(|| self.room.tx.subscribe())
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.room.remove_presence(&self.user);
+        if self.room.tx.receiver_count() > 1 || Arc::strong_count(&self.room) > 1 {
+            self.hub.schedule_presence(&self.room);
+        }
+    }
+}
+
+/// One of a user's connection slots; released on drop.
+pub struct UserSlot {
+    hub: Hub,
+    user: UserId,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut conns = self.hub.inner.user_conns.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = conns.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                conns.remove(&self.user);
+            }
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! One WebSocket's life, generic over `Sink`/`Stream` so it runs (and is
+//! tested) without a network.
+//!
+//! Order of business: authenticate (on the upgrade, or by a first `auth`
+//! message within the auth timeout), check access, join the room, send
+//! `ready` (or resume), then loop: client ops go through the single change
+//! path and are acked once committed; room events are relayed; pings keep
+//! the socket honest; the token's expiry closes it unless refreshed. All
+//! output goes through a bounded queue to a writer task; a client that
+//! cannot keep up is closed (4429) instead of growing memory.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use clerk_auth::{AuthError, Principal, PublicCode};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+
+use super::hub::{RoomEvent, UserSlot};
+use super::protocol::{self, close, ClientMsg, Since};
+use crate::api::views::NotebookView;
+use crate::notebook::model::{NotebookId, Role, UserId};
+use crate::notebook::ops::{Op, OpError};
+use crate::store::{Access, ApplyError};
+use crate::AppState;
+
+/// What the transport yields: frames, or the reasons it stopped.
+#[derive(Debug)]
+pub enum Inbound {
+    Frame(Message),
+    /// The peer sent a message over the size limit.
+    TooLarge,
+    /// The connection failed or closed.
+    Closed,
+}
+
+/// A socket authenticated on the upgrade request (header auth).
+pub struct PreAuth {
+    pub principal: Principal,
+    pub user: UserId,
+    pub role: Role,
+    pub slot: UserSlot,
+    pub since: Option<Since>,
+}
+
+/// How a session ended: the close code sent (for logs and tests).
+type Closed = (u16, &'static str);
+
+/// Runs a socket to its end. Never panics on client input.
+pub async fn run<S, R>(sink: S, mut stream: R, state: AppState, id: NotebookId, pre: Option<PreAuth>)
+where
+    S: Sink<Message> + Send + Unpin + 'static,
+    S::Error: Display,
+    R: Stream<Item = Inbound> + Unpin,
+{
+    let limits = state.hub().limits().clone();
+    let (tx, rx) = mpsc::channel(limits.outbound_queue);
+    let writer = tokio::spawn(write_loop(sink, rx));
+    let mut out = Outbox { tx };
+    let result = match pre {
+        Some(pre) => Session::start(&state, id, pre, &mut out).await,
+        None => match first_message_auth(&state, id, &mut stream, &mut out).await {
+            Ok(pre) => Session::start(&state, id, pre, &mut out).await,
+            Err(closed) => Err(closed),
+        },
+    };
+    let closed = match result {
+        Ok(mut session) => session.run(&mut stream, &mut out).await,
+        Err(closed) => closed,
+    };
+    tracing::debug!(notebook = %id, code = closed.0, reason = closed.1, "socket closed");
+    out.close(closed);
+    drop(out);
+    // Give the writer a moment to flush; a peer that does not read gets cut.
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+/// Drains the outbound queue into the sink; stops after a close frame.
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+where
+    S: Sink<Message> + Unpin,
+    S::Error: Display,
+{
+    while let Some(message) = rx.recv().await {
+        let is_close = matches!(message, Message::Close(_));
+        if let Err(e) = sink.send(message).await {
+            tracing::debug!(error = %e, "socket write failed");
+            return;
+        }
+        if is_close {
+            break;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// The bounded outbound queue. Full means the peer is not reading.
+struct Outbox {
+    tx: mpsc::Sender<Message>,
+}
+
+/// The peer is too slow: its queue is full.
+struct SlowReader;
+
+impl Outbox {
+    fn send(&mut self, message: Message) -> Result<(), SlowReader> {
+        self.tx.try_send(message).map_err(|_| SlowReader)
+    }
+
+    fn text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), SlowReader> {
+        self.send(Message::Text(text.into()))
+    }
+
+    fn close(&mut self, (code, reason): Closed) {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = self.send(Message::Close(Some(frame)));
+    }
+}
+
+const SLOW: Closed = (close::TOO_MANY, "too slow: outbound queue full");
+
+fn slow(_: SlowReader) -> Closed {
+    SLOW
+}
+
+/// The close for a failed verification.
+fn auth_close(e: &AuthError) -> Closed {
+    match e.public_code() {
+        PublicCode::AuthUnavailable => (close::UNAVAILABLE, "authentication unavailable"),
+        PublicCode::TokenExpired => (close::UNAUTHENTICATED, "token expired"),
+        _ => (close::UNAUTHENTICATED, "invalid token"),
+    }
+}
+
+/// Waits for `{"type":"auth","token"}` within the auth timeout.
+async fn first_message_auth<R>(
+    state: &AppState,
+    id: NotebookId,
+    stream: &mut R,
+    _out: &mut Outbox,
+) -> Result<PreAuth, Closed>
+where
+    R: Stream<Item = Inbound> + Unpin,
+{
+    let timeout = state.hub().limits().auth_timeout;
+    let frame = match tokio::time::timeout(timeout, next_text(stream)).await {
+        Err(_) => return Err((close::TIMEOUT, "no auth in time")),
+        Ok(frame) => frame?,
+    };
+    let (token, since) = match protocol::parse(&frame) {
+        Ok(ClientMsg::Auth { token, since }) => (token, since),
+        Ok(_) | Err(Some(_)) => return Err((close::UNAUTHENTICATED, "authenticate first")),
+        Err(None) => return Err((close::PROTOCOL_ERROR, "not a JSON message")),
+    };
+    let principal = state.auth().verifier.verify(&token).await.map_err(|e| {
+        log_auth_failure(&e);
+        auth_close(&e)
+    })?;
+    authorize(state, id, principal, since).await
+}
+
+/// The next text frame (pings/pongs skipped); other frames end the wait.
+async fn next_text<R>(stream: &mut R) -> Result<String, Closed>
+where
+    R: Stream<Item = Inbound> + Unpin,
+{
+    loop {
+        match stream.next().await {
+            Some(Inbound::Frame(Message::Text(text))) => return Ok(text.to_string()),
+            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Inbound::Frame(Message::Binary(_))) => {
+                return Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
+            }
+            Some(Inbound::TooLarge) => return Err((close::TOO_LARGE, "message too large")),
+            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => {
+                return Err((1000, "closed by peer"))
+            }
+        }
+    }
+}
+
+fn log_auth_failure(e: &AuthError) {
+    tracing::info!(reason = e.reason(), detail = %e, "socket authentication failed");
+    metrics::counter!("auth_failures_total", "reason" => e.reason()).increment(1);
+}
+
+/// Access check and connection slot for a verified principal.
+async fn authorize(
+    state: &AppState,
+    id: NotebookId,
+    principal: Principal,
+    since: Option<Since>,
+) -> Result<PreAuth, Closed> {
+    let user = UserId::parse(&principal.user_id).map_err(|_| (close::UNAUTHENTICATED, "invalid token"))?;
+    let role = match state.store().role_of(id, &user).await {
+        Ok(Access::Role(role)) => role,
+        Ok(Access::NoAccess) => return Err((close::FORBIDDEN, "no access to this notebook")),
+        Ok(Access::NotFound) => return Err((close::NOT_FOUND, "notebook not found")),
+        Err(e) => {
+            tracing::warn!(error = ?e, "socket access check failed");
+            return Err((close::UNAVAILABLE, "store unavailable"));
+        }
+    };
+    let slot = state
+        .hub()
+        .reserve_user(&user)
+        .ok_or((close::TOO_MANY, "too many connections for this user"))?;
+    Ok(PreAuth {
+        principal,
+        user,
+        role,
+        slot,
+        since,
+    })
+}
+
+/// Token-bucket rate limit on client ops.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+    over_since: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(rate: f64, burst: f64) -> Self {
+        RateLimit {
+            tokens: burst,
+            rate,
+            burst,
+            last: Instant::now(),
+            over_since: None,
+        }
+    }
+
+    /// `Ok` to proceed; `Err(true)` when over the limit for too long.
+    fn take(&mut self, close_after: Duration) -> Result<(), bool> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.over_since = None;
+            return Ok(());
+        }
+        let since = *self.over_since.get_or_insert(now);
+        Err(now.duration_since(since) >= close_after)
+    }
+}
+
+/// An authenticated, authorized socket in a room.
+struct Session {
+    state: AppState,
+    id: NotebookId,
+    user: UserId,
+    role: Role,
+    principal: Principal,
+    rx: broadcast::Receiver<Arc<RoomEvent>>,
+    /// Highest op version this socket has been sent.
+    delivered: i64,
+    deadline: Instant,
+    rate: RateLimit,
+    _seat: super::hub::Seat,
+    _slot: UserSlot,
+}
+
+impl Session {
+    /// Joins the room, then sends `ready` (full, or resumed with the missed ops).
+    async fn start(state: &AppState, id: NotebookId, pre: PreAuth, out: &mut Outbox) -> Result<Session, Closed> {
+        let mut seat = state.hub().join(id, &pre.user, pre.role);
+        let rx = seat.take_receiver();
+        let limits = state.hub().limits();
+        let mut session = Session {
+            state: state.clone(),
+            id,
+            user: pre.user,
+            role: pre.role,
+            deadline: deadline(&pre.principal, state),
+            principal: pre.principal,
+            rx,
+            delivered: 0,
+            rate: RateLimit::new(limits.ops_per_sec, limits.burst),
+            _seat: seat,
+            _slot: pre.slot,
+        };
+        if !session.try_resume(pre.since.as_ref(), out).await? {
+            session.send_ready(out).await?;
+        }
+        Ok(session)
+    }
+
+    fn expires_in(&self) -> i64 {
+        (self.principal.expires_at - unix_secs()).max(0)
+    }
+
+    /// Resumes from `since` when the epoch matches and the log has every op.
+    async fn try_resume(&mut self, since: Option<&Since>, out: &mut Outbox) -> Result<bool, Closed> {
+        let Some(since) = since else { return Ok(false) };
+        let store = self.state.store();
+        let meta = store.notebook_meta(self.id).await.map_err(unavailable)?;
+        let Some(meta) = meta else {
+            return Err((close::NOT_FOUND, "notebook not found"));
+        };
+        if meta.epoch != since.epoch {
+            return Ok(false);
+        }
+        let max = self.state.hub().limits().max_replay;
+        let Some(ops) = store.ops_since(self.id, since.version, max).await.map_err(unavailable)? else {
+            return Ok(false);
+        };
+        let ready = json!({
+            "type": "ready", "resumed": true, "version": since.version, "epoch": meta.epoch,
+            "role": self.role, "expires_in": self.expires_in(),
+        });
+        out.text(ready.to_string()).map_err(slow)?;
+        self.delivered = since.version;
+        for op in &ops {
+            let text = json!({"type": "op", "version": op.version, "author": op.author.as_str(), "op": op.op});
+            out.text(text.to_string()).map_err(slow)?;
+            self.delivered = op.version;
+        }
+        Ok(true)
+    }
+
+    /// A full `ready` with the notebook as of now.
+    async fn send_ready(&mut self, out: &mut Outbox) -> Result<(), Closed> {
+        let notebook = self.state.store().notebook(self.id).await.map_err(unavailable)?;
+        let Some(notebook) = notebook else {
+            return Err((close::NOT_FOUND, "notebook not found"));
+        };
+        let ready = json!({
+            "type": "ready", "resumed": false,
+            "notebook": NotebookView::full(&notebook, self.role),
+            "version": notebook.meta.version, "epoch": notebook.meta.epoch,
+            "role": self.role, "expires_in": self.expires_in(),
+        });
+        out.text(ready.to_string()).map_err(slow)?;
+        self.delivered = notebook.meta.version;
+        Ok(())
+    }
+
+    /// The main loop; returns the close to send.
+    async fn run<R>(&mut self, stream: &mut R, out: &mut Outbox) -> Closed
+    where
+        R: Stream<Item = Inbound> + Unpin,
+    {
+        let limits = self.state.hub().limits().clone();
+        let cancel = self.state.hub().shutdown_token();
+        let mut ping = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        let mut last_seen = Instant::now();
+        loop {
+            let step = tokio::select! {
+                _ = cancel.cancelled() => Err((close::GOING_AWAY, "server shutting down")),
+                _ = tokio::time::sleep_until(self.deadline) => Err((close::UNAUTHENTICATED, "token expired")),
+                _ = ping.tick() => {
+                    if last_seen.elapsed() >= limits.pong_timeout {
+                        Err((close::TIMEOUT, "no pong"))
+                    } else {
+                        out.send(Message::Ping(Default::default())).map_err(slow)
+                    }
+                }
+                event = self.rx.recv() => self.on_event(event, out).await,
+                inbound = stream.next() => {
+                    last_seen = Instant::now();
+                    self.on_inbound(inbound, out).await
+                }
+            };
+            if let Err(closed) = step {
+                return closed;
+            }
+        }
+    }
+
+    async fn on_inbound(&mut self, inbound: Option<Inbound>, out: &mut Outbox) -> Result<(), Closed> {
+        match inbound {
+            Some(Inbound::Frame(Message::Text(text))) => self.on_text(&text, out).await,
+            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            Some(Inbound::Frame(Message::Binary(_))) => Err((close::PROTOCOL_ERROR, "binary frames are not supported")),
+            Some(Inbound::TooLarge) => Err((close::TOO_LARGE, "message too large")),
+            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => Err((1000, "closed by peer")),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str, out: &mut Outbox) -> Result<(), Closed> {
+        match protocol::parse(text) {
+            Err(None) => Err((close::PROTOCOL_ERROR, "not a JSON message with a type")),
+            Err(Some(bad)) => out
+                .text(protocol::error(bad.r#ref.as_deref(), "invalid_op", &bad.message, None))
+                .map_err(slow),
+            Ok(ClientMsg::Ping) => out.text(r#"{"type":"pong"}"#).map_err(slow),
+            Ok(ClientMsg::Auth { token, .. }) => self.refresh(&token, out).await,
+            Ok(ClientMsg::Op { r#ref, op }) => self.on_op(r#ref.as_deref(), op, out).await,
+        }
+    }
+
+    /// In-band token refresh: same user required.
+    async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), Closed> {
+        match self.state.auth().verifier.verify(token).await {
+            Ok(p) if p.user_id != self.principal.user_id => Err((close::FORBIDDEN, "token is for another user")),
+            Ok(p) => {
+                self.deadline = deadline(&p, &self.state);
+                self.principal = p;
+                let ok = json!({"type": "auth.ok", "expires_in": self.expires_in()});
+                out.text(ok.to_string()).map_err(slow)
+            }
+            Err(e) if e.public_code() == PublicCode::AuthUnavailable => {
+                // Not the user's fault: keep the socket until the old token runs out.
+                log_auth_failure(&e);
+                out.text(protocol::error(None, "auth_unavailable", "could not verify the token now; retry", None))
+                    .map_err(slow)
+            }
+            Err(e) => {
+                log_auth_failure(&e);
+                Err(auth_close(&e))
+            }
+        }
+    }
+
+    async fn on_op(&mut self, r#ref: Option<&str>, op: Op, out: &mut Outbox) -> Result<(), Closed> {
+        let close_after = self.state.hub().limits().rate_limit_close_after;
+        if let Err(sustained) = self.rate.take(close_after) {
+            if sustained {
+                return Err((close::TOO_MANY, "too many ops"));
+            }
+            return out
+                .text(protocol::error(r#ref, "rate_limited", "slow down", None))
+                .map_err(slow);
+        }
+        if !self.role.can_write() {
+            return out
+                .text(protocol::error(r#ref, "forbidden", "you can only read this notebook", None))
+                .map_err(slow);
+        }
+        let reply = match self.state.apply(self.id, &self.user, op, None).await {
+            Ok(committed) => protocol::ack(r#ref, committed.version),
+            Err(e) => op_error(r#ref, e),
+        };
+        out.text(reply).map_err(slow)
+    }
+
+    async fn on_event(
+        &mut self,
+        event: Result<Arc<RoomEvent>, broadcast::error::RecvError>,
+        out: &mut Outbox,
+    ) -> Result<(), Closed> {
+        let event = match event {
+            Ok(event) => event,
+            Err(broadcast::error::RecvError::Lagged(_)) => return Err(SLOW),
+            Err(broadcast::error::RecvError::Closed) => return Err((close::GOING_AWAY, "room closed")),
+        };
+        match &*event {
+            RoomEvent::Op { version, text } => self.on_op_event(*version, text, out).await,
+            RoomEvent::Presence(text) => out.text(text.clone()).map_err(slow),
+            RoomEvent::Role { user, role } if *user == self.user => {
+                self.role = *role;
+                out.text(json!({"type": "role", "role": role}).to_string()).map_err(slow)
+            }
+            RoomEvent::Removed { user } if *user == self.user => Err((close::FORBIDDEN, "access removed")),
+            RoomEvent::Deleted => Err((close::NOT_FOUND, "notebook deleted")),
+            RoomEvent::Role { .. } | RoomEvent::Removed { .. } => Ok(()),
+        }
+    }
+
+    /// Relays an op in order; a gap is filled from the op log first.
+    async fn on_op_event(&mut self, version: i64, text: &Utf8Bytes, out: &mut Outbox) -> Result<(), Closed> {
+        if version <= self.delivered {
+            return Ok(());
+        }
+        if version > self.delivered + 1 {
+            let max = self.state.hub().limits().max_replay;
+            let missed = self.state.store().ops_since(self.id, self.delivered, max).await.map_err(unavailable)?;
+            match missed {
+                Some(ops) => {
+                    for op in ops.iter().filter(|op| op.version < version) {
+                        let t = json!({"type": "op", "version": op.version, "author": op.author.as_str(), "op": op.op});
+                        out.text(t.to_string()).map_err(slow)?;
+                    }
+                }
+                // Cannot prove continuity: start the client over.
+                None => return self.send_ready(out).await,
+            }
+        }
+        out.text(text.clone()).map_err(slow)?;
+        self.delivered = version;
+        Ok(())
+    }
+}
+
+/// The `error` message for a refused op.
+fn op_error(r#ref: Option<&str>, e: ApplyError) -> String {
+    let (code, message, current) = match e {
+        ApplyError::Op(OpError::Conflict { current }) => (
+            "conflict",
+            "the cell was changed by someone else".to_string(),
+            serde_json::to_value(&*current).ok(),
+        ),
+        ApplyError::Op(OpError::DuplicateCellId) => ("conflict", "a cell with this id already exists".into(), None),
+        ApplyError::Op(OpError::CellNotFound) => ("not_found", "cell not found".into(), None),
+        ApplyError::NotebookNotFound => ("not_found", "notebook not found".into(), None),
+        ApplyError::Forbidden => ("forbidden", "you can only read this notebook".into(), None),
+        ApplyError::Op(other) => ("invalid_op", other.to_string(), None),
+        ApplyError::VersionMismatch { .. } => ("conflict", "the notebook changed".into(), None),
+        ApplyError::Store(e) => {
+            tracing::error!(error = ?e, "socket op failed in the store");
+            ("internal", "the change could not be saved; retry".into(), None)
+        }
+    };
+    protocol::error(r#ref, code, &message, current)
+}
+
+fn unavailable(e: crate::store::StoreError) -> Closed {
+    tracing::warn!(error = ?e, "socket store access failed");
+    (close::UNAVAILABLE, "store unavailable")
+}
+
+fn unix_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// When an unrefreshed socket must close: `exp + skew + grace`.
+fn deadline(p: &Principal, state: &AppState) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let skew = state.auth().verifier.config().clock_skew;
+    let grace = state.hub().limits().expiry_grace;
+    let left_ms = p.expires_at * 1000 + (skew + grace).as_millis() as i64 - now_ms;
+    Instant::now() + Duration::from_millis(left_ms.max(0) as u64)
+}
