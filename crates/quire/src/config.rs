@@ -218,6 +218,25 @@ impl ClerkArgs {
     }
 }
 
+impl AuthSettings {
+    /// Networkless verification with a PEM key and an expected issuer:
+    /// what tests and embedded uses need, with everything else default.
+    pub fn with_pem(pem: String, issuer: Option<String>) -> AuthSettings {
+        AuthSettings {
+            strategy: AuthStrategy::Networkless,
+            key_source: Some(KeySource::Pem(pem)),
+            api_url: "https://api.clerk.com".into(),
+            secret_key: None,
+            verifier: VerifierConfig {
+                issuer,
+                ..VerifierConfig::default()
+            },
+            webhook_secret: None,
+            publishable_key: None,
+        }
+    }
+}
+
 /// The resolved server configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -232,6 +251,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// A configuration with default limits and no Redis (tests, embedding).
+    pub fn new(addr: SocketAddr, database_url: String, auth: AuthSettings) -> Config {
+        Config {
+            addr,
+            database_url,
+            redis_url: None,
+            allowed_origins: Vec::new(),
+            limits: LimitArgs::default(),
+            auth,
+            dev: false,
+        }
+    }
+
     /// `quire serve`: production configuration, all of it checked.
     pub fn from_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
         let auth = args.clerk.resolve()?;

@@ -542,3 +542,120 @@ fn deadline(p: &Principal, state: &AppState) -> Instant {
     let left_ms = p.expires_at * 1000 + (skew + grace).as_millis() as i64 - now_ms;
     Instant::now() + Duration::from_millis(left_ms.max(0) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    //! The loop driven through in-memory channels: no sockets, no network.
+
+    use std::sync::Arc;
+
+    use clerk_auth::testing::ClerkStandIn;
+    use clerk_auth::Verifier;
+    use futures::channel::mpsc as fmpsc;
+    use serde_json::Value;
+
+    use super::*;
+    use crate::config::{AuthSettings, Config};
+    use crate::realtime::hub::RealtimeLimits;
+    use crate::state::StateParts;
+    use crate::store::{SqliteStore, Store, StoreOptions};
+
+    struct Harness {
+        state: AppState,
+        standin: ClerkStandIn,
+    }
+
+    async fn harness(realtime: RealtimeLimits) -> Harness {
+        let standin = ClerkStandIn::new();
+        let auth = AuthSettings::with_pem(standin.public_key_pem(), Some(standin.issuer()));
+        let verifier = Verifier::new(auth.key_source.clone().unwrap(), auth.verifier.clone()).unwrap();
+        let config = Config::new("127.0.0.1:0".parse().unwrap(), "sqlite::memory:".into(), auth);
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:", StoreOptions::default()).await.unwrap());
+        let state = AppState::new(StateParts { config, store, verifier, realtime, dev_routes: None });
+        Harness { state, standin }
+    }
+
+    /// A client end: what it sends goes in, what the server writes comes out.
+    struct Client {
+        to_server: fmpsc::UnboundedSender<Inbound>,
+        from_server: fmpsc::UnboundedReceiver<Message>,
+    }
+
+    impl Client {
+        fn send(&self, v: Value) {
+            self.to_server.unbounded_send(Inbound::Frame(Message::Text(v.to_string().into()))).unwrap();
+        }
+
+        async fn next(&mut self) -> Message {
+            tokio::time::timeout(Duration::from_secs(10), self.from_server.next())
+                .await
+                .expect("hang guard")
+                .expect("server hung up")
+        }
+
+        /// The next text message whose type is `kind`.
+        async fn next_of(&mut self, kind: &str) -> Value {
+            loop {
+                if let Message::Text(t) = self.next().await {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["type"] == kind {
+                        return v;
+                    }
+                }
+            }
+        }
+    }
+
+    fn connect(h: &Harness, id: NotebookId) -> Client {
+        let (to_server, stream) = fmpsc::unbounded();
+        let (sink, from_server) = fmpsc::unbounded();
+        tokio::spawn(run(sink, stream, h.state.clone(), id, None));
+        Client { to_server, from_server }
+    }
+
+    async fn notebook(h: &Harness, owner: &str) -> NotebookId {
+        let owner = UserId::parse(owner).unwrap();
+        h.state.store().create_notebook(&owner, "t", Default::default(), vec![]).await.unwrap().meta.id
+    }
+
+    #[tokio::test]
+    async fn silent_client_gets_nothing_then_4408() {
+        let h = harness(RealtimeLimits { auth_timeout: Duration::from_millis(100), ..Default::default() }).await;
+        let id = notebook(&h, "user_a").await;
+        let mut client = connect(&h, id);
+        // The very first thing the server writes is the close: no data before auth.
+        match client.next().await {
+            Message::Close(Some(frame)) => assert_eq!(frame.code, close::TIMEOUT),
+            other => panic!("expected close, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn auth_ready_op_ack_and_broadcast() {
+        let h = harness(RealtimeLimits::default()).await;
+        let id = notebook(&h, "user_a").await;
+        let mut client = connect(&h, id);
+        client.send(json!({"type": "auth", "token": h.standin.token("user_a").sign()}));
+        let ready = client.next_of("ready").await;
+        assert_eq!(ready["version"], 0);
+        assert_eq!(ready["role"], "owner");
+        client.send(json!({"type": "cell.insert", "ref": "r1", "cell": {"cell_type": "code", "source": "1"}}));
+        let ack = client.next_of("ack").await;
+        assert_eq!((ack["ref"].as_str(), ack["version"].as_i64()), (Some("r1"), Some(1)));
+        let op = client.next_of("op").await;
+        assert_eq!(op["version"], 1);
+        assert_eq!(op["op"]["type"], "cell.insert");
+    }
+
+    #[tokio::test]
+    async fn stranger_is_closed_4403_and_bad_token_4401() {
+        let h = harness(RealtimeLimits::default()).await;
+        let id = notebook(&h, "user_a").await;
+        let mut stranger = connect(&h, id);
+        stranger.send(json!({"type": "auth", "token": h.standin.token("user_b").sign()}));
+        assert!(matches!(stranger.next().await, Message::Close(Some(f)) if f.code == close::FORBIDDEN));
+        let mut forger = connect(&h, id);
+        forger.send(json!({"type": "auth", "token": ClerkStandIn::new().token("user_a").sign()}));
+        assert!(matches!(forger.next().await, Message::Close(Some(f)) if f.code == close::UNAUTHENTICATED));
+    }
+}
