@@ -52,12 +52,19 @@ struct OrgV2 {
     fpm: Option<String>,
 }
 
+/// A principal and the earliest time (Unix seconds, `max(nbf, iat)`) its
+/// token counts as valid, for the verified-token cache.
+pub(crate) struct Verified {
+    pub principal: Principal,
+    pub not_before: Option<i64>,
+}
+
 /// Validates the payload and builds the principal. `now_ms` is Unix milliseconds.
 pub(crate) fn principal_from_payload(
     payload: &[u8],
     config: &VerifierConfig,
     now_ms: i64,
-) -> Result<Principal, AuthError> {
+) -> Result<Verified, AuthError> {
     check_object(payload).map_err(|e| match e {
         ObjectError::Duplicate => AuthError::DuplicateMember("claims"),
         ObjectError::NotObject => AuthError::InvalidClaims("not a JSON object"),
@@ -78,12 +85,16 @@ pub(crate) fn principal_from_payload(
         Some(2) => org_v2(&claims),
         Some(_) => return Err(AuthError::InvalidClaims("unknown version")),
     };
-    Ok(Principal {
-        user_id,
-        session_id,
-        org,
-        actor: claims.act,
-        expires_at: exp,
+    let not_before = claims.nbf.max(claims.iat);
+    Ok(Verified {
+        principal: Principal {
+            user_id,
+            session_id,
+            org,
+            actor: claims.act,
+            expires_at: exp,
+        },
+        not_before,
     })
 }
 

@@ -19,6 +19,13 @@ pub enum KeySource {
         api_url: String,
         secret_key: SecretString,
     },
+    /// Not a key source: every new token is sent to Clerk's Backend API
+    /// (`POST {api_url}/v1/clients/verify`), results cached briefly. Opt-in;
+    /// it costs a rate-limited round trip per new token.
+    ClientsVerify {
+        api_url: String,
+        secret_key: SecretString,
+    },
 }
 
 impl std::fmt::Debug for KeySource {
@@ -26,6 +33,9 @@ impl std::fmt::Debug for KeySource {
         match self {
             KeySource::Pem(_) => f.write_str("KeySource::Pem"),
             KeySource::Jwks { api_url, .. } => write!(f, "KeySource::Jwks({api_url})"),
+            KeySource::ClientsVerify { api_url, .. } => {
+                write!(f, "KeySource::ClientsVerify({api_url})")
+            }
         }
     }
 }
@@ -66,6 +76,38 @@ pub struct VerifierConfig {
     /// Tolerance applied to `exp`, `nbf` and `iat`.
     pub clock_skew: Duration,
     pub jwks: JwksOptions,
+    /// Entries of the verified-token cache (0 = off): a token that verified
+    /// is not RSA-checked again until it expires.
+    pub verified_cache_capacity: u64,
+    pub remote: RemoteOptions,
+}
+
+/// Tuning of the clients.verify strategy.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// How long a verified token is trusted without asking Clerk again
+    /// (never past the token's own `exp`).
+    pub cache_ttl: Duration,
+    /// Tokens remembered at most.
+    pub cache_capacity: u64,
+    /// One upstream attempt.
+    pub timeout: Duration,
+    /// Attempts per verification (429 and 5xx are retried).
+    pub max_attempts: u32,
+    /// Longest wait between attempts, whatever `Retry-After` says.
+    pub max_retry_wait: Duration,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            cache_ttl: Duration::from_secs(30),
+            cache_capacity: 100_000,
+            timeout: Duration::from_secs(3),
+            max_attempts: 3,
+            max_retry_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for VerifierConfig {
@@ -76,6 +118,8 @@ impl Default for VerifierConfig {
             audience: None,
             clock_skew: Duration::from_millis(5000),
             jwks: JwksOptions::default(),
+            verified_cache_capacity: 0,
+            remote: RemoteOptions::default(),
         }
     }
 }

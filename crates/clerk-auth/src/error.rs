@@ -52,6 +52,8 @@ pub enum AuthError {
     SessionNotActive,
     #[error("session revoked")]
     Revoked,
+    #[error("Clerk does not know this token")]
+    UnknownToken,
     #[error("verification keys unavailable: {0}")]
     KeysUnavailable(String),
     #[error("Clerk API unavailable: {0}")]
@@ -139,6 +141,7 @@ impl AuthError {
             AuthError::SessionPending => "session_pending",
             AuthError::SessionNotActive => "session_not_active",
             AuthError::Revoked => "revoked",
+            AuthError::UnknownToken => "unknown_token",
             AuthError::KeysUnavailable(_) => "keys_unavailable",
             AuthError::UpstreamUnavailable(_) => "upstream_unavailable",
         }

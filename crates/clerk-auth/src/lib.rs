@@ -12,6 +12,7 @@
 //! `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
 //! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
 
+mod cache;
 mod claims;
 pub mod config;
 mod error;
@@ -19,6 +20,7 @@ mod json;
 pub mod jwks;
 mod keys;
 mod principal;
+mod remote;
 mod token;
 mod verifier;
 
@@ -27,7 +29,7 @@ pub mod extract;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{issuer_from_publishable_key, KeySource, VerifierConfig};
+pub use config::{issuer_from_publishable_key, KeySource, RemoteOptions, VerifierConfig};
 pub use error::{AuthError, ConfigError, PublicCode};
 pub use principal::{Actor, Org, Principal};
 pub use verifier::Verifier;

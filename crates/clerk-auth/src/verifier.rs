@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::cache::VerifiedCache;
 use crate::claims::principal_from_payload;
 use crate::jwks::JwksCache;
 use crate::keys::{key_from_pem, verify_rs256, Key};
+use crate::remote::ClientsVerify;
 use crate::{token, AuthError, ConfigError, KeySource, Principal, VerifierConfig};
 
 /// Verifies Clerk session tokens without a network call per request.
@@ -19,12 +21,15 @@ pub struct Verifier {
 struct Inner {
     config: VerifierConfig,
     keys: Keys,
+    verified: Option<VerifiedCache>,
 }
 
 enum Keys {
     /// `CLERK_JWT_KEY`: one key, any `kid` (as Clerk's SDKs do), no network.
     Pem(Key),
     Jwks(JwksCache),
+    /// No keys: Clerk's API decides (opt-in strategy).
+    Remote(ClientsVerify),
 }
 
 impl Verifier {
@@ -41,9 +46,19 @@ impl Verifier {
                 api_url,
                 secret_key,
             } => Keys::Jwks(JwksCache::new(&api_url, secret_key, config.jwks.clone())),
+            KeySource::ClientsVerify {
+                api_url,
+                secret_key,
+            } => Keys::Remote(ClientsVerify::new(&api_url, secret_key, config.remote.clone())),
         };
+        let verified = (config.verified_cache_capacity > 0)
+            .then(|| VerifiedCache::new(config.verified_cache_capacity));
         Ok(Verifier {
-            inner: Arc::new(Inner { config, keys }),
+            inner: Arc::new(Inner {
+                config,
+                keys,
+                verified,
+            }),
         })
     }
 
@@ -56,7 +71,7 @@ impl Verifier {
     pub fn jwks(&self) -> Option<&JwksCache> {
         match &self.inner.keys {
             Keys::Jwks(cache) => Some(cache),
-            Keys::Pem(_) => None,
+            Keys::Pem(_) | Keys::Remote(_) => None,
         }
     }
 
@@ -67,20 +82,37 @@ impl Verifier {
 
     /// Verifies `token` as of `now`: shape and header, key, signature, then
     /// claims, in that order; nothing in the payload is read before the
-    /// signature checks out.
+    /// signature checks out. A token already verified (when the verified
+    /// cache is on) costs a hash and a comparison instead.
+    ///
+    /// With the clients.verify strategy, Clerk decides and `now` is unused.
     pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
+        if let Keys::Remote(remote) = &self.inner.keys {
+            return remote.verify(token).await;
+        }
+        let now_ms = unix_millis(now);
+        if let Some(hit) = self.inner.verified.as_ref().and_then(|c| c.get(token, now_ms)) {
+            return Ok(hit);
+        }
         let unverified = token::parse(token)?;
         let key = self.key(&unverified.kid).await?;
         if !verify_rs256(&key, unverified.signing_input, &unverified.signature) {
             return Err(AuthError::BadSignature);
         }
-        principal_from_payload(&unverified.payload, &self.inner.config, unix_millis(now))
+        let verified = principal_from_payload(&unverified.payload, &self.inner.config, now_ms)?;
+        if let Some(cache) = &self.inner.verified {
+            let skew = self.inner.config.clock_skew.as_millis() as i64;
+            let from = verified.not_before.map_or(i64::MIN, |t| t * 1000 - skew);
+            cache.insert(token, &verified.principal, from, skew, now_ms);
+        }
+        Ok(verified.principal)
     }
 
     /// Whether keys are available (for readiness probes); fetches when cold.
+    /// The clients.verify strategy has no keys and is always ready.
     pub async fn ready(&self) -> Result<(), AuthError> {
         match &self.inner.keys {
-            Keys::Pem(_) => Ok(()),
+            Keys::Pem(_) | Keys::Remote(_) => Ok(()),
             Keys::Jwks(cache) => cache.ensure_loaded().await,
         }
     }
@@ -89,6 +121,7 @@ impl Verifier {
         match &self.inner.keys {
             Keys::Pem(key) => Ok(key.clone()),
             Keys::Jwks(cache) => cache.key(kid).await,
+            Keys::Remote(_) => Err(AuthError::KeysUnavailable("no keys in clients.verify mode".into())),
         }
     }
 }

@@ -136,6 +136,10 @@ pub struct ClerkArgs {
     pub clerk_clock_skew_ms: u64,
     #[arg(long, env = "CLERK_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
     pub clerk_webhook_secret: Option<SecretString>,
+    /// Verified tokens remembered so they are not RSA-checked again before
+    /// they expire (0 turns the cache off).
+    #[arg(long, env = "QUIRE_TOKEN_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub token_cache_capacity: u64,
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +169,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     pub strategy: AuthStrategy,
-    pub key_source: Option<KeySource>,
+    pub key_source: KeySource,
     pub api_url: String,
     pub secret_key: Option<SecretString>,
     pub verifier: VerifierConfig,
@@ -183,11 +187,11 @@ impl ClerkArgs {
             (None, None) => None,
         };
         let key_source = match (self.auth_strategy, &self.clerk_jwt_key, &self.clerk_secret_key) {
-            (AuthStrategy::Networkless, Some(pem), _) => Some(KeySource::Pem(pem.clone())),
-            (AuthStrategy::Networkless, None, Some(secret)) => Some(KeySource::Jwks {
+            (AuthStrategy::Networkless, Some(pem), _) => KeySource::Pem(pem.clone()),
+            (AuthStrategy::Networkless, None, Some(secret)) => KeySource::Jwks {
                 api_url: self.clerk_api_url.clone(),
                 secret_key: secret.clone(),
-            }),
+            },
             (AuthStrategy::Networkless, None, None) => {
                 return Err(ConfigError::Invalid(
                     "CLERK_SECRET_KEY (or CLERK_JWT_KEY) is required to verify session tokens".into(),
@@ -198,7 +202,10 @@ impl ClerkArgs {
                     "CLERK_SECRET_KEY is required with QUIRE_AUTH_STRATEGY=clients-verify".into(),
                 ))
             }
-            (AuthStrategy::ClientsVerify, _, Some(_)) => None,
+            (AuthStrategy::ClientsVerify, _, Some(secret)) => KeySource::ClientsVerify {
+                api_url: self.clerk_api_url.clone(),
+                secret_key: secret.clone(),
+            },
         };
         Ok(AuthSettings {
             strategy: self.auth_strategy,
@@ -210,6 +217,7 @@ impl ClerkArgs {
                 authorized_parties: self.clerk_authorized_parties.clone(),
                 audience: self.clerk_audience.clone(),
                 clock_skew: Duration::from_millis(self.clerk_clock_skew_ms),
+                verified_cache_capacity: self.token_cache_capacity,
                 ..VerifierConfig::default()
             },
             webhook_secret: self.clerk_webhook_secret.clone(),
@@ -224,7 +232,7 @@ impl AuthSettings {
     pub fn with_pem(pem: String, issuer: Option<String>) -> AuthSettings {
         AuthSettings {
             strategy: AuthStrategy::Networkless,
-            key_source: Some(KeySource::Pem(pem)),
+            key_source: KeySource::Pem(pem),
             api_url: "https://api.clerk.com".into(),
             secret_key: None,
             verifier: VerifierConfig {

@@ -74,7 +74,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
         limits: common.limits.clone(),
         auth: AuthSettings {
             strategy: AuthStrategy::Networkless,
-            key_source: Some(key_source.clone()),
+            key_source: key_source.clone(),
             api_url,
             secret_key: Some(standin.secret_key().into()),
             verifier: verifier_config.clone(),

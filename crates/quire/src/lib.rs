@@ -48,12 +48,7 @@ pub async fn serve(
 
 /// Runs `quire serve` with a checked configuration until SIGINT/SIGTERM.
 pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
-    let key_source = config
-        .auth
-        .key_source
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("QUIRE_AUTH_STRATEGY=clients-verify is not built yet"))?;
-    let verifier = clerk_auth::Verifier::new(key_source, config.auth.verifier.clone())?;
+    let verifier = clerk_auth::Verifier::new(config.auth.key_source.clone(), config.auth.verifier.clone())?;
     let store = state::open_store(&config).await?;
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "quire listening");

@@ -144,7 +144,7 @@ fn cursor_key(config: &Config) -> hmac::Key {
     let mut material = b"quire-cursor-v1:".to_vec();
     match (&config.auth.secret_key, &config.auth.key_source) {
         (Some(secret), _) => material.extend_from_slice(secret.expose_secret().as_bytes()),
-        (None, Some(clerk_auth::KeySource::Pem(pem))) => material.extend_from_slice(pem.as_bytes()),
+        (None, clerk_auth::KeySource::Pem(pem)) => material.extend_from_slice(pem.as_bytes()),
         _ => material.extend_from_slice(&rand::random::<[u8; 32]>()),
     }
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);

@@ -568,7 +568,7 @@ mod tests {
     async fn harness(realtime: RealtimeLimits) -> Harness {
         let standin = ClerkStandIn::new();
         let auth = AuthSettings::with_pem(standin.public_key_pem(), Some(standin.issuer()));
-        let verifier = Verifier::new(auth.key_source.clone().unwrap(), auth.verifier.clone()).unwrap();
+        let verifier = Verifier::new(auth.key_source.clone(), auth.verifier.clone()).unwrap();
         let config = Config::new("127.0.0.1:0".parse().unwrap(), "sqlite::memory:".into(), auth);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:", StoreOptions::default()).await.unwrap());
         let state = AppState::new(StateParts { config, store, verifier, realtime, dev_routes: None });
