@@ -8,6 +8,7 @@
 //! (REST), [`dev`] (`quire dev`: a local Clerk stand-in).
 
 pub mod api;
+pub mod cache;
 pub mod config;
 pub mod dev;
 pub mod notebook;

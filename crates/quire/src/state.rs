@@ -11,12 +11,13 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 
 use crate::api::error::ApiError;
+use crate::cache::{ReadCache, Snapshot};
 use crate::config::Config;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::{Committed, Op};
 use crate::realtime::hub::RealtimeLimits;
 use crate::realtime::Hub;
-use crate::store::{Access, ApplyError, SqliteStore, Store, StoreOptions};
+use crate::store::{ApplyError, SqliteStore, Store, StoreOptions};
 
 /// Shared state: store, verifier, settings. Passed with axum's `State`.
 #[derive(Clone)]
@@ -31,8 +32,12 @@ struct Inner {
     cursor_key: hmac::Key,
     metrics: PrometheusHandle,
     hub: Hub,
+    reads: ReadCache,
     dev_routes: Option<Router<AppState>>,
 }
+
+/// Memory for cached notebook snapshots.
+const READ_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Parts of the state that differ between `serve`, `dev` and tests.
 pub struct StateParts {
@@ -61,6 +66,7 @@ impl AppState {
                 cursor_key,
                 metrics: crate::telemetry::metrics_handle(),
                 hub: Hub::new(parts.realtime),
+                reads: ReadCache::new(READ_CACHE_BYTES),
                 dev_routes: parts.dev_routes,
             }),
         }
@@ -100,15 +106,18 @@ impl AppState {
         self.inner.auth.verifier.ready().await
     }
 
+    /// The notebook as of its last commit, from memory when possible.
+    pub async fn snapshot(&self, id: NotebookId) -> Result<Option<Arc<Snapshot>>, ApiError> {
+        Ok(self.inner.reads.get(self.store().as_ref(), id).await?)
+    }
+
     /// The caller's role on a notebook: 404 when it does not exist, 403 when
     /// the caller may not see it.
     pub async fn role_of(&self, id: NotebookId, user: &UserId) -> Result<Role, ApiError> {
-        match self.store().role_of(id, user).await? {
-            Access::NotFound => Err(ApiError::NotFound),
-            Access::NoAccess => Err(ApiError::Forbidden),
-            Access::Role(role) => Ok(role),
-        }
+        let snapshot = self.snapshot(id).await?.ok_or(ApiError::NotFound)?;
+        snapshot.role_of(user).ok_or(ApiError::Forbidden)
     }
+
 
     /// The single change path for REST and WebSocket callers: the store
     /// validates and commits; only then is the op published, in version
@@ -121,7 +130,10 @@ impl AppState {
         expect_version: Option<i64>,
     ) -> Result<Committed, ApplyError> {
         let _ordered = self.hub().commit_lock(id).await;
-        let committed = self.store().apply(id, author, op, expect_version).await?;
+        let result = self.store().apply(id, author, op, expect_version).await;
+        // Even a failed apply may mean our snapshot was stale (e.g. a 412).
+        self.inner.reads.invalidate(id);
+        let committed = result?;
         metrics::counter!("notebook_ops_total").increment(1);
         self.hub().publish(&committed);
         Ok(committed)
@@ -129,11 +141,13 @@ impl AppState {
 
     /// A notebook was deleted: its sockets close with 4404.
     pub fn notebook_deleted(&self, id: NotebookId) {
+        self.inner.reads.invalidate(id);
         self.hub().notebook_deleted(id);
     }
 
     /// A member was added, changed (`Some(role)`) or removed (`None`).
     pub fn member_changed(&self, id: NotebookId, user: &UserId, role: Option<Role>) {
+        self.inner.reads.invalidate(id);
         self.hub().member_changed(id, user, role);
     }
 }

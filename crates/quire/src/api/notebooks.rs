@@ -119,12 +119,13 @@ pub async fn get(
     caller: Caller,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, role) = authorize(&state, &caller, &raw_id).await?;
-    let notebook = state.store().notebook(id).await?.ok_or(ApiError::NotFound)?;
-    let version = notebook.meta.version;
+    let id = notebook_id(&raw_id)?;
+    let snapshot = state.snapshot(id).await?.ok_or(ApiError::NotFound)?;
+    let role = snapshot.role_of(&caller.user_id).ok_or(ApiError::Forbidden)?;
+    let notebook = &snapshot.notebook;
     Ok(with_etag(
-        Json(NotebookView::full(&notebook, role)).into_response(),
-        version,
+        Json(NotebookView::full(notebook, role)).into_response(),
+        notebook.meta.version,
     ))
 }
 

@@ -1,0 +1,124 @@
+//! A read-through cache of notebook snapshots (the notebook, its cells and
+//! who may see it), so the hot read path (`GET` a notebook, and the access
+//! check in front of every request) does not go to the database.
+//!
+//! Correctness rests on one rule: every change in this process goes through
+//! [`AppState`](crate::AppState), which calls [`ReadCache::invalidate`] after
+//! it commits. A fill that raced with a commit must not leave stale data
+//! behind, so fills and invalidations of one notebook are serialized on a
+//! striped lock around a generation counter: a fill is stored only if no
+//! invalidation happened since it started reading. Processes that share a
+//! database learn of each other's commits through the fan-out, which
+//! invalidates here too.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use moka::sync::Cache;
+
+use crate::notebook::model::{Notebook, NotebookId, Role, UserId};
+use crate::store::{Store, StoreError};
+
+const STRIPES: usize = 64;
+
+/// A consistent picture of one notebook.
+pub struct Snapshot {
+    pub notebook: Notebook,
+    /// Everyone with access, the owner included.
+    roles: HashMap<UserId, Role>,
+}
+
+impl Snapshot {
+    /// The user's role, `None` when they have no access.
+    pub fn role_of(&self, user: &UserId) -> Option<Role> {
+        self.roles.get(user).copied()
+    }
+}
+
+pub struct ReadCache {
+    cache: Cache<NotebookId, Arc<Snapshot>>,
+    /// Per-stripe generation, bumped by every invalidation.
+    stripes: Vec<Mutex<u64>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl ReadCache {
+    /// A cache holding about `max_bytes` of notebooks.
+    pub fn new(max_bytes: u64) -> Self {
+        ReadCache {
+            cache: Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_, snap: &Arc<Snapshot>| weight(&snap.notebook))
+                .build(),
+            stripes: (0..STRIPES).map(|_| Mutex::new(0)).collect(),
+            hasher: Default::default(),
+        }
+    }
+
+    fn stripe(&self, id: NotebookId) -> &Mutex<u64> {
+        let mut h = self.hasher.build_hasher();
+        id.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % STRIPES]
+    }
+
+    fn generation(&self, id: NotebookId) -> u64 {
+        *self.stripe(id).lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The notebook's snapshot, from memory or the store; `None` when it does not exist.
+    pub async fn get(&self, store: &dyn Store, id: NotebookId) -> Result<Option<Arc<Snapshot>>, StoreError> {
+        if let Some(snap) = self.cache.get(&id) {
+            return Ok(Some(snap));
+        }
+        let started = self.generation(id);
+        let Some(notebook) = store.notebook(id).await? else {
+            return Ok(None);
+        };
+        let members = store.members(id).await?;
+        let mut roles: HashMap<UserId, Role> = members.into_iter().collect();
+        roles.insert(notebook.meta.owner_id.clone(), Role::Owner);
+        let snap = Arc::new(Snapshot { notebook, roles });
+        let generation = self.stripe(id).lock().unwrap_or_else(|e| e.into_inner());
+        if *generation == started {
+            self.cache.insert(id, snap.clone());
+        }
+        Ok(Some(snap))
+    }
+
+    /// Forgets a notebook after a committed change to it (or its members).
+    pub fn invalidate(&self, id: NotebookId) {
+        let mut generation = self.stripe(id).lock().unwrap_or_else(|e| e.into_inner());
+        *generation += 1;
+        self.cache.invalidate(&id);
+    }
+
+    /// Forgets everything (e.g. when a fan-out gap means we may have missed changes).
+    pub fn clear(&self) {
+        for stripe in &self.stripes {
+            *stripe.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        }
+        self.cache.invalidate_all();
+    }
+}
+
+/// Approximate bytes a snapshot holds.
+fn weight(notebook: &Notebook) -> u32 {
+    let cells: usize = notebook
+        .cells
+        .iter()
+        .map(|c| 256 + c.source.len() + c.outputs.iter().map(value_size).sum::<usize>())
+        .sum();
+    (1024 + cells).min(u32::MAX as usize) as u32
+}
+
+/// A rough size of a JSON value without serializing it.
+fn value_size(v: &serde_json::Value) -> usize {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => 24 + s.len(),
+        Value::Array(a) => 24 + a.iter().map(value_size).sum::<usize>(),
+        Value::Object(o) => 48 + o.iter().map(|(k, v)| 24 + k.len() + value_size(v)).sum::<usize>(),
+        _ => 16,
+    }
+}
