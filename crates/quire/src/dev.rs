@@ -91,7 +91,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
         verifier,
         realtime: Default::default(),
         dev_routes: Some(dev_routes(&standin)),
-    });
+    })?;
     Ok((state, standin))
 }
 

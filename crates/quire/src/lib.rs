@@ -8,6 +8,7 @@
 //! (REST), [`dev`] (`quire dev`: a local Clerk stand-in).
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod dev;
@@ -17,6 +18,7 @@ pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod webhook_signature;
 
 use std::future::Future;
 
@@ -59,7 +61,7 @@ pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
         verifier,
         realtime: Default::default(),
         dev_routes: None,
-    });
+    })?;
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -11,6 +11,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 
 use crate::api::error::ApiError;
+use crate::auth::Revocations;
+use crate::webhook_signature::WebhookVerifier;
 use crate::cache::{ReadCache, Snapshot};
 use crate::config::Config;
 use crate::notebook::model::{NotebookId, Role, UserId};
@@ -33,6 +35,8 @@ struct Inner {
     metrics: PrometheusHandle,
     hub: Hub,
     reads: ReadCache,
+    revocations: Revocations,
+    webhook: Option<WebhookVerifier>,
     dev_routes: Option<Router<AppState>>,
 }
 
@@ -52,13 +56,20 @@ pub struct StateParts {
 
 impl AppState {
     /// Assembles the state from already-built parts.
-    pub fn new(parts: StateParts) -> AppState {
+    pub fn new(parts: StateParts) -> anyhow::Result<AppState> {
         let cursor_key = cursor_key(&parts.config);
+        let webhook = match &parts.config.auth.webhook_secret {
+            Some(secret) => Some(
+                WebhookVerifier::new(secret.expose_secret())
+                    .ok_or_else(|| anyhow::anyhow!("CLERK_WEBHOOK_SECRET is not a valid whsec_ secret"))?,
+            ),
+            None => None,
+        };
         let auth = Authenticator {
             verifier: parts.verifier,
             allowed_origins: Arc::new(parts.config.allowed_origins.clone()),
         };
-        AppState {
+        Ok(AppState {
             inner: Arc::new(Inner {
                 config: parts.config,
                 store: parts.store,
@@ -67,9 +78,41 @@ impl AppState {
                 metrics: crate::telemetry::metrics_handle(),
                 hub: Hub::new(parts.realtime),
                 reads: ReadCache::new(READ_CACHE_BYTES),
+                revocations: Revocations::default(),
+                webhook,
                 dev_routes: parts.dev_routes,
             }),
+        })
+    }
+
+    pub fn revocations(&self) -> &Revocations {
+        &self.inner.revocations
+    }
+
+    /// The Svix verifier for Clerk webhooks, when `CLERK_WEBHOOK_SECRET` is set.
+    pub fn webhook(&self) -> Option<&WebhookVerifier> {
+        self.inner.webhook.as_ref()
+    }
+
+    /// A Clerk session ended: its tokens are refused and its sockets close (4401).
+    pub fn revoke_session(&self, session_id: &str) {
+        self.revocations().revoke_session(session_id);
+        self.hub().session_revoked(session_id);
+    }
+
+    /// A Clerk user was deleted: their notebooks go (other sockets on them
+    /// close 4404), their memberships go, their tokens are refused and their
+    /// own sockets close (4401).
+    pub async fn delete_user(&self, user: &UserId) -> Result<(), ApiError> {
+        self.revocations().revoke_user(user.as_str());
+        self.hub().user_revoked(user);
+        let deleted = self.store().delete_user(user).await?;
+        for id in deleted {
+            self.notebook_deleted(id);
         }
+        // Their memberships were in many snapshots; this is rare enough to start over.
+        self.inner.reads.clear();
+        Ok(())
     }
 
     pub fn config(&self) -> &Config {

@@ -10,6 +10,7 @@ pub mod notebooks;
 pub mod pagination;
 pub mod system;
 pub mod views;
+pub mod webhooks;
 pub mod ws;
 
 use std::time::Duration;
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .nest("/notebooks", notebooks)
         .route("/me", get(me::me))
+        .route("/webhooks/clerk", post(webhooks::clerk))
         .route("/openapi.json", get(system::openapi));
     let mut app = Router::new()
         .route("/healthz", get(system::healthz))

@@ -80,7 +80,7 @@ async fn header_auth(
     since: Option<Since>,
 ) -> Result<PreAuth, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
-    let principal = state.auth().verifier.verify(token).await?;
+    let principal = state.verify_token(token).await?;
     let user = UserId::parse(&principal.user_id)
         .map_err(|_| ApiError::Auth(AuthError::InvalidClaims("sub")))?;
     let role = state.role_of(id, &user).await?;

@@ -93,7 +93,8 @@ impl FromStr for NotebookId {
         const BAD: ParseError = ParseError("invalid notebook id");
         // 36 characters is only ever the hyphenated form; this rejects the
         // simple, braced and urn forms `Uuid::try_parse` would also take.
-        if s.len() != 36 {
+        // Lower case only, so each notebook has exactly one URL.
+        if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return Err(BAD);
         }
         Uuid::try_parse(s).map(Self).map_err(|_| BAD)

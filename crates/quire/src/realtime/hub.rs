@@ -86,6 +86,15 @@ pub enum RoomEvent {
     Deleted,
 }
 
+/// Events for every socket of the process, whatever notebook.
+#[derive(Debug)]
+pub enum GlobalEvent {
+    /// A Clerk session was revoked/ended: its sockets close with 4401.
+    SessionRevoked(String),
+    /// A user was deleted: their sockets close with 4401.
+    UserRevoked(UserId),
+}
+
 /// Every room, the commit locks, and the owner of socket tasks.
 #[derive(Clone)]
 pub struct Hub {
@@ -94,6 +103,7 @@ pub struct Hub {
 
 struct HubInner {
     rooms: Mutex<HashMap<NotebookId, Weak<Room>>>,
+    global: broadcast::Sender<Arc<GlobalEvent>>,
     user_conns: Mutex<HashMap<UserId, usize>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
     hasher: std::collections::hash_map::RandomState,
@@ -122,6 +132,7 @@ impl Hub {
         Hub {
             inner: Arc::new(HubInner {
                 rooms: Mutex::new(HashMap::new()),
+                global: broadcast::channel(256).0,
                 user_conns: Mutex::new(HashMap::new()),
                 stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
                 hasher: Default::default(),
@@ -207,6 +218,19 @@ impl Hub {
         if let Some(room) = self.room(id) {
             room.send(RoomEvent::Deleted);
         }
+    }
+
+    /// Process-wide events (revocations); every session listens.
+    pub fn subscribe_global(&self) -> broadcast::Receiver<Arc<GlobalEvent>> {
+        self.inner.global.subscribe()
+    }
+
+    pub fn session_revoked(&self, session_id: &str) {
+        let _ = self.inner.global.send(Arc::new(GlobalEvent::SessionRevoked(session_id.to_string())));
+    }
+
+    pub fn user_revoked(&self, user: &UserId) {
+        let _ = self.inner.global.send(Arc::new(GlobalEvent::UserRevoked(user.clone())));
     }
 
     /// Reserves one of the user's connection slots, or `None` at the cap.

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::hub::{RoomEvent, UserSlot};
+use super::hub::{GlobalEvent, RoomEvent, UserSlot};
 use super::protocol::{self, close, ClientMsg, Since};
 use crate::api::views::NotebookView;
 use crate::notebook::model::{NotebookId, Role, UserId};
@@ -162,7 +162,7 @@ where
         Ok(_) | Err(Some(_)) => return Err((close::UNAUTHENTICATED, "authenticate first")),
         Err(None) => return Err((close::PROTOCOL_ERROR, "not a JSON message")),
     };
-    let principal = state.auth().verifier.verify(&token).await.map_err(|e| {
+    let principal = state.verify_token(&token).await.map_err(|e| {
         log_auth_failure(&e);
         auth_close(&e)
     })?;
@@ -267,6 +267,7 @@ struct Session {
     role: Role,
     principal: Principal,
     rx: broadcast::Receiver<Arc<RoomEvent>>,
+    global: broadcast::Receiver<Arc<GlobalEvent>>,
     /// Highest op version this socket has been sent.
     delivered: i64,
     deadline: Instant,
@@ -289,6 +290,7 @@ impl Session {
             deadline: deadline(&pre.principal, state),
             principal: pre.principal,
             rx,
+            global: state.hub().subscribe_global(),
             delivered: 0,
             rate: RateLimit::new(limits.ops_per_sec, limits.burst),
             _seat: seat,
@@ -371,6 +373,7 @@ impl Session {
                     }
                 }
                 event = self.rx.recv() => self.on_event(event, out).await,
+                event = self.global.recv() => self.on_global(event),
                 inbound = stream.next() => {
                     last_seen = Instant::now();
                     self.on_inbound(inbound, out).await
@@ -406,7 +409,7 @@ impl Session {
 
     /// In-band token refresh: same user required.
     async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), Closed> {
-        match self.state.auth().verifier.verify(token).await {
+        match self.state.verify_token(token).await {
             Ok(p) if p.user_id != self.principal.user_id => Err((close::FORBIDDEN, "token is for another user")),
             Ok(p) => {
                 self.deadline = deadline(&p, &self.state);
@@ -447,6 +450,23 @@ impl Session {
             Err(e) => op_error(r#ref, e),
         };
         out.text(reply).map_err(slow)
+    }
+
+    /// Revocations: close at once when they concern this socket.
+    fn on_global(&mut self, event: Result<Arc<GlobalEvent>, broadcast::error::RecvError>) -> Result<(), Closed> {
+        let revoked = (close::UNAUTHENTICATED, "session revoked");
+        match event {
+            Ok(event) => match &*event {
+                GlobalEvent::SessionRevoked(sid) if *sid == self.principal.session_id => Err(revoked),
+                GlobalEvent::UserRevoked(user) if *user == self.user => Err(revoked),
+                _ => Ok(()),
+            },
+            // Missed some: ask the revocation list directly.
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.state.revocations().check(&self.principal).map_err(|_| revoked)
+            }
+            Err(broadcast::error::RecvError::Closed) => Err((close::GOING_AWAY, "server shutting down")),
+        }
     }
 
     async fn on_event(
@@ -571,7 +591,7 @@ mod tests {
         let verifier = Verifier::new(auth.key_source.clone(), auth.verifier.clone()).unwrap();
         let config = Config::new("127.0.0.1:0".parse().unwrap(), "sqlite::memory:".into(), auth);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:", StoreOptions::default()).await.unwrap());
-        let state = AppState::new(StateParts { config, store, verifier, realtime, dev_routes: None });
+        let state = AppState::new(StateParts { config, store, verifier, realtime, dev_routes: None }).unwrap();
         Harness { state, standin }
     }
 

@@ -77,6 +77,7 @@ where
         ops_since_after_pruning,
         delete_user_removes_owned_and_memberships,
         concurrent_applies_get_distinct_versions,
+        webhook_ids_remembered,
     );
 }
 
@@ -1357,4 +1358,14 @@ async fn concurrent_applies_get_distinct_versions(make: Make<'_>) {
         }
     }
     assert_eq!(replay, got.cells);
+}
+
+/// A delivery id is unseen until recorded, then seen; recording twice is fine.
+async fn webhook_ids_remembered(make: Make<'_>) {
+    let store = fresh(make).await;
+    assert!(!store.webhook_seen("msg_1").await.expect("seen"));
+    store.record_webhook("msg_1").await.expect("record");
+    store.record_webhook("msg_1").await.expect("record twice");
+    assert!(store.webhook_seen("msg_1").await.expect("seen"));
+    assert!(!store.webhook_seen("msg_2").await.expect("seen"));
 }

@@ -245,4 +245,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every notebook the user owns (returned, so their sockets can be
     /// closed) and all their memberships.
     async fn delete_user(&self, user: &UserId) -> Result<Vec<NotebookId>, StoreError>;
+
+    /// Whether a webhook delivery id was already applied.
+    async fn webhook_seen(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Marks a webhook delivery id as applied (idempotent); prunes old ids.
+    async fn record_webhook(&self, id: &str) -> Result<(), StoreError>;
 }
+
+/// Webhook delivery ids are kept this long (Svix retries for about 3 days).
+pub const WEBHOOK_ID_RETENTION_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;

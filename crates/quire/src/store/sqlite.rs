@@ -818,6 +818,30 @@ impl Store for SqliteStore {
             .map(|s| s.parse().map_err(|_| corrupt("notebooks.id")))
             .collect()
     }
+
+    async fn webhook_seen(&self, id: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM webhook_deliveries WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    async fn record_webhook(&self, id: &str) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO webhook_deliveries (id, received_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+            .bind(now - super::WEBHOOK_ID_RETENTION_MICROS)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Whether `ops` are exactly the versions `after+1..=current`, in order.
