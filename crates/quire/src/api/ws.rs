@@ -46,10 +46,13 @@ pub async fn upgrade(
         }
         None => None,
     };
-    let max = state.hub().limits().max_message_bytes;
+    // The transport allows 4x the limit so that a moderately oversized
+    // message is read whole and answered with a clean 4413; only abuse far
+    // past the limit hits the transport's own cut-off.
+    let transport_max = state.hub().limits().max_message_bytes.saturating_mul(4).max(1024 * 1024);
     let ws = ws
-        .max_message_size(max)
-        .max_frame_size(max)
+        .max_message_size(transport_max)
+        .max_frame_size(transport_max)
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0);
     let tasks = state.hub().tasks().clone();

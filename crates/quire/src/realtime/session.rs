@@ -17,7 +17,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use clerk_auth::{AuthError, Principal, PublicCode};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::hub::{GlobalEvent, RoomEvent, UserSlot};
@@ -59,11 +59,15 @@ where
 {
     let limits = state.hub().limits().clone();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
-    let writer = tokio::spawn(write_loop(sink, rx));
-    let mut out = Outbox { tx };
+    let (close_tx, close_rx) = oneshot::channel();
+    let writer = tokio::spawn(write_loop(sink, rx, close_rx));
+    let mut out = Outbox {
+        tx,
+        urgent_close: Some(close_tx),
+    };
     let result = match pre {
         Some(pre) => Session::start(&state, id, pre, &mut out).await,
-        None => match first_message_auth(&state, id, &mut stream, &mut out).await {
+        None => match first_message_auth(&state, id, &mut stream).await {
             Ok(pre) => Session::start(&state, id, pre, &mut out).await,
             Err(closed) => Err(closed),
         },
@@ -82,13 +86,23 @@ where
     }
 }
 
-/// Drains the outbound queue into the sink; stops after a close frame.
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>)
+/// Drains the outbound queue into the sink; stops after a close frame. An
+/// urgent close (the queue was full) jumps the queue: what is queued for a
+/// peer that stopped reading is stale anyway.
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>, mut urgent: oneshot::Receiver<Message>)
 where
     S: Sink<Message> + Unpin,
     S::Error: Display,
 {
-    while let Some(message) = rx.recv().await {
+    loop {
+        let message = tokio::select! {
+            biased;
+            Ok(close) = &mut urgent => close,
+            next = rx.recv() => match next {
+                Some(message) => message,
+                None => break,
+            },
+        };
         let is_close = matches!(message, Message::Close(_));
         if let Err(e) = sink.send(message).await {
             tracing::debug!(error = %e, "socket write failed");
@@ -104,6 +118,7 @@ where
 /// The bounded outbound queue. Full means the peer is not reading.
 struct Outbox {
     tx: mpsc::Sender<Message>,
+    urgent_close: Option<oneshot::Sender<Message>>,
 }
 
 /// The peer is too slow: its queue is full.
@@ -118,12 +133,20 @@ impl Outbox {
         self.send(Message::Text(text.into()))
     }
 
+    /// Queues the close after what is already queued (a flush), or, when
+    /// the queue is full, sends it ahead of everything.
     fn close(&mut self, (code, reason): Closed) {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
+        let frame = || {
+            Message::Close(Some(CloseFrame {
+                code,
+                reason: reason.into(),
+            }))
         };
-        let _ = self.send(Message::Close(Some(frame)));
+        if self.send(frame()).is_err() {
+            if let Some(urgent) = self.urgent_close.take() {
+                let _ = urgent.send(frame());
+            }
+        }
     }
 }
 
@@ -143,20 +166,22 @@ fn auth_close(e: &AuthError) -> Closed {
 }
 
 /// Waits for `{"type":"auth","token"}` within the auth timeout.
-async fn first_message_auth<R>(
-    state: &AppState,
-    id: NotebookId,
-    stream: &mut R,
-    _out: &mut Outbox,
-) -> Result<PreAuth, Closed>
+async fn first_message_auth<R>(state: &AppState, id: NotebookId, stream: &mut R) -> Result<PreAuth, Closed>
 where
     R: Stream<Item = Inbound> + Unpin,
 {
     let timeout = state.hub().limits().auth_timeout;
-    let frame = match tokio::time::timeout(timeout, next_text(stream)).await {
-        Err(_) => return Err((close::TIMEOUT, "no auth in time")),
-        Ok(frame) => frame?,
+    let cancel = state.hub().shutdown_token();
+    let frame = tokio::select! {
+        _ = cancel.cancelled() => return Err((close::GOING_AWAY, "server shutting down")),
+        frame = tokio::time::timeout(timeout, next_text(stream)) => match frame {
+            Err(_) => return Err((close::TIMEOUT, "no auth in time")),
+            Ok(frame) => frame?,
+        },
     };
+    if frame.len() > state.hub().limits().max_message_bytes {
+        return Err((close::TOO_LARGE, "message too large"));
+    }
     let (token, since) = match protocol::parse(&frame) {
         Ok(ClientMsg::Auth { token, since }) => (token, since),
         Ok(_) | Err(Some(_)) => return Err((close::UNAUTHENTICATED, "authenticate first")),
@@ -396,6 +421,9 @@ impl Session {
     }
 
     async fn on_text(&mut self, text: &str, out: &mut Outbox) -> Result<(), Closed> {
+        if text.len() > self.state.hub().limits().max_message_bytes {
+            return Err((close::TOO_LARGE, "message too large"));
+        }
         match protocol::parse(text) {
             Err(None) => Err((close::PROTOCOL_ERROR, "not a JSON message with a type")),
             Err(Some(bad)) => out
