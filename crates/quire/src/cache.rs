@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use moka::sync::Cache;
@@ -37,6 +38,9 @@ impl Snapshot {
 }
 
 pub struct ReadCache {
+    /// Off while this process could miss another process's invalidations
+    /// (fan-out down, or a shared database without fan-out).
+    enabled: AtomicBool,
     cache: Cache<NotebookId, Arc<Snapshot>>,
     /// Per-stripe generation, bumped by every invalidation.
     stripes: Vec<Mutex<u64>>,
@@ -45,8 +49,9 @@ pub struct ReadCache {
 
 impl ReadCache {
     /// A cache holding about `max_bytes` of notebooks.
-    pub fn new(max_bytes: u64) -> Self {
+    pub fn new(max_bytes: u64, enabled: bool) -> Self {
         ReadCache {
+            enabled: AtomicBool::new(enabled),
             cache: Cache::builder()
                 .max_capacity(max_bytes)
                 .weigher(|_, snap: &Arc<Snapshot>| weight(&snap.notebook))
@@ -68,8 +73,11 @@ impl ReadCache {
 
     /// The notebook's snapshot, from memory or the store; `None` when it does not exist.
     pub async fn get(&self, store: &dyn Store, id: NotebookId) -> Result<Option<Arc<Snapshot>>, StoreError> {
-        if let Some(snap) = self.cache.get(&id) {
-            return Ok(Some(snap));
+        let enabled = self.enabled.load(Ordering::Acquire);
+        if enabled {
+            if let Some(snap) = self.cache.get(&id) {
+                return Ok(Some(snap));
+            }
         }
         let started = self.generation(id);
         let Some(notebook) = store.notebook(id).await? else {
@@ -80,7 +88,7 @@ impl ReadCache {
         roles.insert(notebook.meta.owner_id.clone(), Role::Owner);
         let snap = Arc::new(Snapshot { notebook, roles });
         let generation = self.stripe(id).lock().unwrap_or_else(|e| e.into_inner());
-        if *generation == started {
+        if enabled && *generation == started {
             self.cache.insert(id, snap.clone());
         }
         Ok(Some(snap))
@@ -91,6 +99,12 @@ impl ReadCache {
         let mut generation = self.stripe(id).lock().unwrap_or_else(|e| e.into_inner());
         *generation += 1;
         self.cache.invalidate(&id);
+    }
+
+    /// Switches the cache on or off; either way it starts empty.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::Release);
+        self.clear();
     }
 
     /// Forgets everything (e.g. when a fan-out gap means we may have missed changes).

@@ -90,6 +90,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
         store,
         verifier,
         realtime: Default::default(),
+        fanout: None,
         dev_routes: Some(dev_routes(&standin)),
     })?;
     Ok((state, standin))

@@ -18,6 +18,7 @@ pub mod realtime;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod webhook_signature;
 
 use std::future::Future;
@@ -53,6 +54,10 @@ pub async fn serve(
 pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
     let verifier = clerk_auth::Verifier::new(config.auth.key_source.clone(), config.auth.verifier.clone())?;
     let store = state::open_store(&config).await?;
+    let fanout = match &config.redis_url {
+        Some(url) => Some(realtime::fanout::Fanout::connect(url).await?),
+        None => None,
+    };
     let listener = TcpListener::bind(config.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "quire listening");
     let state = AppState::new(state::StateParts {
@@ -60,8 +65,12 @@ pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
         store,
         verifier,
         realtime: Default::default(),
+        fanout: fanout.clone(),
         dev_routes: None,
     })?;
+    if let Some(fanout) = fanout {
+        fanout.spawn_relay(state.clone());
+    }
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

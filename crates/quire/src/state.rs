@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::{Committed, Op};
 use crate::realtime::hub::RealtimeLimits;
+use crate::realtime::fanout::{Control, Fanout};
 use crate::realtime::Hub;
-use crate::store::{ApplyError, SqliteStore, Store, StoreOptions};
+use crate::store::{ApplyError, PostgresStore, SqliteStore, Store, StoreOptions};
 
 /// Shared state: store, verifier, settings. Passed with axum's `State`.
 #[derive(Clone)]
@@ -35,6 +36,7 @@ struct Inner {
     metrics: PrometheusHandle,
     hub: Hub,
     reads: ReadCache,
+    fanout: Option<Fanout>,
     revocations: Revocations,
     webhook: Option<WebhookVerifier>,
     dev_routes: Option<Router<AppState>>,
@@ -50,6 +52,8 @@ pub struct StateParts {
     pub verifier: Verifier,
     /// Socket limits and timings.
     pub realtime: RealtimeLimits,
+    /// Redis fan-out to other processes, when configured.
+    pub fanout: Option<Fanout>,
     /// Extra routes (dev mode's `/__dev`).
     pub dev_routes: Option<Router<AppState>>,
 }
@@ -58,6 +62,7 @@ impl AppState {
     /// Assembles the state from already-built parts.
     pub fn new(parts: StateParts) -> anyhow::Result<AppState> {
         let cursor_key = cursor_key(&parts.config);
+        let cache_on = cache_safe_at_start(&parts.config, parts.fanout.is_some());
         let webhook = match &parts.config.auth.webhook_secret {
             Some(secret) => Some(
                 WebhookVerifier::new(secret.expose_secret())
@@ -77,7 +82,8 @@ impl AppState {
                 cursor_key,
                 metrics: crate::telemetry::metrics_handle(),
                 hub: Hub::new(parts.realtime),
-                reads: ReadCache::new(READ_CACHE_BYTES),
+                reads: ReadCache::new(READ_CACHE_BYTES, cache_on),
+                fanout: parts.fanout,
                 revocations: Revocations::default(),
                 webhook,
                 dev_routes: parts.dev_routes,
@@ -96,22 +102,35 @@ impl AppState {
 
     /// A Clerk session ended: its tokens are refused and its sockets close (4401).
     pub fn revoke_session(&self, session_id: &str) {
+        self.local_revoke_session(session_id);
+        self.broadcast(Control::SessionRevoked {
+            session_id: session_id.to_string(),
+        });
+    }
+
+    fn local_revoke_session(&self, session_id: &str) {
         self.revocations().revoke_session(session_id);
         self.hub().session_revoked(session_id);
+    }
+
+    fn local_revoke_user(&self, user: &UserId) {
+        self.revocations().revoke_user(user.as_str());
+        self.hub().user_revoked(user);
+        // Their memberships were in many snapshots; rare enough to start over.
+        self.inner.reads.clear();
     }
 
     /// A Clerk user was deleted: their notebooks go (other sockets on them
     /// close 4404), their memberships go, their tokens are refused and their
     /// own sockets close (4401).
     pub async fn delete_user(&self, user: &UserId) -> Result<(), ApiError> {
-        self.revocations().revoke_user(user.as_str());
-        self.hub().user_revoked(user);
+        self.local_revoke_user(user);
+        self.broadcast(Control::UserRevoked { user: user.clone() });
         let deleted = self.store().delete_user(user).await?;
         for id in deleted {
             self.notebook_deleted(id);
         }
-        // Their memberships were in many snapshots; this is rare enough to start over.
-        self.inner.reads.clear();
+        self.local_revoke_user(user);
         Ok(())
     }
 
@@ -178,21 +197,85 @@ impl AppState {
         self.inner.reads.invalidate(id);
         let committed = result?;
         metrics::counter!("notebook_ops_total").increment(1);
-        self.hub().publish(&committed);
+        self.hub().publish(self.store().as_ref(), &committed).await;
+        if let Some(fanout) = &self.inner.fanout {
+            fanout.publish_op(&committed);
+        }
         Ok(committed)
     }
 
-    /// A notebook was deleted: its sockets close with 4404.
+    /// Tells the other processes (when there are any).
+    fn broadcast(&self, control: Control) {
+        if let Some(fanout) = &self.inner.fanout {
+            fanout.publish_control(&control);
+        }
+    }
+
+    /// The fan-out state for `/readyz`: `None` when not configured.
+    pub fn fanout_healthy(&self) -> Option<bool> {
+        self.inner.fanout.as_ref().map(Fanout::is_healthy)
+    }
+
+    /// Another process committed an op.
+    pub async fn remote_commit(&self, committed: &Committed) {
+        self.inner.reads.invalidate(committed.notebook_id);
+        self.hub().publish(self.store().as_ref(), committed).await;
+    }
+
+    /// Another process changed access or revoked a session.
+    pub fn remote_control(&self, control: Control) {
+        match control {
+            Control::Member { notebook, user, role } => self.local_member_changed(notebook, &user, role),
+            Control::Deleted { notebook } => self.local_notebook_deleted(notebook),
+            Control::SessionRevoked { session_id } => self.local_revoke_session(&session_id),
+            Control::UserRevoked { user } => self.local_revoke_user(&user),
+        }
+    }
+
+    /// The fan-out went down: we may miss other processes' changes.
+    pub fn fanout_degraded(&self) {
+        self.inner.reads.set_enabled(false);
+    }
+
+    /// The fan-out is (back) up: start from a clean cache and bring open
+    /// rooms up to date from the op log.
+    pub async fn fanout_recovered(&self) {
+        self.inner.reads.set_enabled(true);
+        self.hub().catch_up(self.store().as_ref()).await;
+    }
+
+    /// A notebook was deleted: its sockets close with 4404 (on every process).
     pub fn notebook_deleted(&self, id: NotebookId) {
+        self.local_notebook_deleted(id);
+        self.broadcast(Control::Deleted { notebook: id });
+    }
+
+    fn local_notebook_deleted(&self, id: NotebookId) {
         self.inner.reads.invalidate(id);
         self.hub().notebook_deleted(id);
     }
 
     /// A member was added, changed (`Some(role)`) or removed (`None`).
     pub fn member_changed(&self, id: NotebookId, user: &UserId, role: Option<Role>) {
+        self.local_member_changed(id, user, role);
+        self.broadcast(Control::Member {
+            notebook: id,
+            user: user.clone(),
+            role,
+        });
+    }
+
+    fn local_member_changed(&self, id: NotebookId, user: &UserId, role: Option<Role>) {
         self.inner.reads.invalidate(id);
         self.hub().member_changed(id, user, role);
     }
+}
+
+/// The read cache is safe when this process sees every write: SQLite (one
+/// process), or a fan-out that will tell us about the others' writes (it is
+/// switched on once connected).
+fn cache_safe_at_start(config: &Config, has_fanout: bool) -> bool {
+    !has_fanout && config.database_url.starts_with("sqlite:")
 }
 
 /// Cursors must verify on every process and across restarts, so the HMAC key
@@ -222,5 +305,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .with_context(|| format!("opening SQLite database {url}"))?;
         return Ok(Arc::new(store));
     }
-    anyhow::bail!("QUIRE_DATABASE_URL must start with sqlite:// (PostgreSQL support is not built yet)")
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::connect(url, options)
+            .await
+            .context("opening PostgreSQL database")?;
+        return Ok(Arc::new(store));
+    }
+    anyhow::bail!("QUIRE_DATABASE_URL must start with sqlite:, postgres:// or postgresql://")
 }

@@ -24,10 +24,19 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "readiness: keys not available");
     }
     let ok = store.is_ok() && keys.is_ok();
+    // A fan-out outage degrades live delivery across processes but this
+    // process still serves correctly: reported, not a 503 (all processes
+    // share one Redis; failing them all would turn a degradation into an outage).
+    let fanout = match state.fanout_healthy() {
+        None => "off",
+        Some(true) => "ok",
+        Some(false) => "degraded",
+    };
     let body = json!({
-        "status": if ok { "ok" } else { "unavailable" },
+        "status": if !ok { "unavailable" } else if fanout == "degraded" { "degraded" } else { "ok" },
         "store": if store.is_ok() { "ok" } else { "unavailable" },
         "auth": if keys.is_ok() { "ok" } else { "unavailable" },
+        "fanout": fanout,
     });
     let status = if ok {
         StatusCode::OK

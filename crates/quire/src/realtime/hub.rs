@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Committed;
+use crate::store::Store;
 
 /// Presence messages per room are at most this frequent.
 const PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
@@ -117,6 +118,23 @@ pub struct Room {
     id: NotebookId,
     tx: broadcast::Sender<Arc<RoomEvent>>,
     presence: Mutex<Presence>,
+    /// Highest version sent to this room (unknown until the first op).
+    last_published: tokio::sync::Mutex<Option<i64>>,
+}
+
+/// The `op` message for a committed op, serialized once for every socket.
+fn op_event(committed: &Committed) -> RoomEvent {
+    let text = json!({
+        "type": "op",
+        "version": committed.version,
+        "author": committed.author.as_str(),
+        "op": committed.op,
+    })
+    .to_string();
+    RoomEvent::Op {
+        version: committed.version,
+        text: text.into(),
+    }
 }
 
 #[derive(Default)]
@@ -179,22 +197,59 @@ impl Hub {
         rooms.get(&id).and_then(Weak::upgrade)
     }
 
-    /// Sends a committed op to every socket on its notebook.
-    pub fn publish(&self, committed: &Committed) {
+    /// Sends a committed op (ours or another process's) to every socket on
+    /// its notebook, in version order: older or repeated versions are
+    /// dropped, and a gap is filled from the op log first. One room-level
+    /// check instead of one per socket.
+    pub async fn publish(&self, store: &dyn Store, committed: &Committed) {
         let Some(room) = self.room(committed.notebook_id) else {
             return;
         };
-        let text = json!({
-            "type": "op",
-            "version": committed.version,
-            "author": committed.author.as_str(),
-            "op": committed.op,
-        })
-        .to_string();
-        room.send(RoomEvent::Op {
-            version: committed.version,
-            text: text.into(),
-        });
+        let mut last = room.last_published.lock().await;
+        let version = committed.version;
+        if last.is_some_and(|l| version <= l) {
+            return;
+        }
+        if let Some(l) = *last {
+            if version > l + 1 {
+                self.fill_gap(store, &room, l, version).await;
+            }
+        }
+        room.send(op_event(committed));
+        *last = Some(version);
+    }
+
+    /// Sends the ops strictly between `after` and `before` from the op log.
+    async fn fill_gap(&self, store: &dyn Store, room: &Room, after: i64, before: i64) {
+        let max = self.inner.limits.max_replay;
+        match store.ops_since(room.id, after, max).await {
+            Ok(Some(ops)) => {
+                for op in ops.iter().filter(|op| op.version < before) {
+                    room.send(op_event(op));
+                }
+            }
+            // Sockets notice the gap themselves and start their clients over.
+            Ok(None) => tracing::warn!(notebook = %room.id, after, before, "gap older than the op log"),
+            Err(e) => tracing::warn!(notebook = %room.id, error = ?e, "could not fill a gap"),
+        }
+    }
+
+    /// After a fan-out outage: brings every open room up to date from the op log.
+    pub async fn catch_up(&self, store: &dyn Store) {
+        let rooms: Vec<Arc<Room>> = {
+            let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            rooms.values().filter_map(Weak::upgrade).collect()
+        };
+        for room in rooms {
+            let mut last = room.last_published.lock().await;
+            let Some(after) = *last else { continue };
+            if let Ok(Some(ops)) = store.ops_since(room.id, after, self.inner.limits.max_replay).await {
+                for op in &ops {
+                    room.send(op_event(op));
+                    *last = Some(op.version);
+                }
+            }
+        }
     }
 
     /// A member was added/changed (`Some`) or removed (`None`).
@@ -261,6 +316,7 @@ impl Hub {
                         id,
                         tx,
                         presence: Mutex::new(Presence::default()),
+                        last_published: tokio::sync::Mutex::new(None),
                     });
                     rooms.insert(id, Arc::downgrade(&room));
                     room

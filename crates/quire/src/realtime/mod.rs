@@ -6,6 +6,7 @@
 //! (or resume), then relay ops both ways with limits on everything that grows.
 //! [`protocol`] is the wire format and close codes of DESIGN.md.
 
+pub mod fanout;
 pub mod hub;
 pub mod protocol;
 pub mod session;

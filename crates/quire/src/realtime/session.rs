@@ -619,7 +619,7 @@ mod tests {
         let verifier = Verifier::new(auth.key_source.clone(), auth.verifier.clone()).unwrap();
         let config = Config::new("127.0.0.1:0".parse().unwrap(), "sqlite::memory:".into(), auth);
         let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:", StoreOptions::default()).await.unwrap());
-        let state = AppState::new(StateParts { config, store, verifier, realtime, dev_routes: None }).unwrap();
+        let state = AppState::new(StateParts { config, store, verifier, realtime, fanout: None, dev_routes: None }).unwrap();
         Harness { state, standin }
     }
 

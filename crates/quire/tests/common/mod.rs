@@ -133,6 +133,7 @@ async fn spawn(
         store,
         verifier,
         realtime: RealtimeLimits::default(),
+        fanout: None,
         dev_routes: None,
     })
     .expect("state");

@@ -41,6 +41,9 @@ pub const GUARD: Duration = Duration::from_secs(20);
 pub struct Options {
     pub realtime: RealtimeLimits,
     pub limits: LimitArgs,
+    /// Verify with a JWKS endpoint that is down (nothing listens there), so
+    /// no key is ever available.
+    pub unreachable_keys: bool,
 }
 
 /// A running server plus what a test needs to talk to it.
@@ -65,7 +68,14 @@ pub async fn spawn_with(options: Options) -> WsApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let database_url = format!("sqlite://{}/quire.db?mode=rwc", dir.path().display());
     let standin = ClerkStandIn::new();
-    let key_source = KeySource::Pem(standin.public_key_pem());
+    let key_source = if options.unreachable_keys {
+        KeySource::Jwks {
+            api_url: "http://127.0.0.1:9".into(),
+            secret_key: standin.secret_key().into(),
+        }
+    } else {
+        KeySource::Pem(standin.public_key_pem())
+    };
     let verifier_config = VerifierConfig {
         issuer: Some(standin.issuer()),
         ..VerifierConfig::default()
@@ -96,6 +106,7 @@ pub async fn spawn_with(options: Options) -> WsApp {
         store,
         verifier,
         realtime: options.realtime,
+        fanout: None,
         dev_routes: None,
     })
     .expect("state");
