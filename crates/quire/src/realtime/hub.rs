@@ -360,6 +360,15 @@ impl Room {
         self.id
     }
 
+    /// A socket started from the notebook at `version`: before any op has
+    /// gone through this room, that is the baseline for gap detection.
+    pub async fn observe(&self, version: i64) {
+        let mut last = self.last_published.lock().await;
+        if last.is_none() {
+            *last = Some(version);
+        }
+    }
+
     fn send(&self, event: RoomEvent) {
         // No receivers is fine: nobody is listening any more.
         let _ = self.tx.send(Arc::new(event));

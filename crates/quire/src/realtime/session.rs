@@ -374,6 +374,7 @@ impl Session {
         });
         out.text(ready.to_string()).map_err(slow)?;
         self.delivered = notebook.meta.version;
+        self._seat.room().observe(self.delivered).await;
         Ok(())
     }
 
