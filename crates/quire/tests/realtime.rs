@@ -70,7 +70,10 @@ fn limits(f: impl FnOnce(&mut RealtimeLimits)) -> Options {
 }
 
 fn unix_now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn cell_ids(notebook: &Value) -> Vec<String> {
@@ -99,7 +102,11 @@ async fn send_and_ack(ws: &mut Ws, log: &mut Vec<Value>, msg: Value, version: i6
     ws.send(msg).await;
     let (seen, ack) = ws.collect_until("ack").await;
     log.extend(seen);
-    assert_eq!((&ack["ref"], ack["version"].as_i64()), (&r, Some(version)), "{ack}");
+    assert_eq!(
+        (&ack["ref"], ack["version"].as_i64()),
+        (&r, Some(version)),
+        "{ack}"
+    );
     log.push(ack);
 }
 
@@ -119,7 +126,11 @@ async fn read_ops_until(ws: &mut Ws, log: &mut Vec<Value>, n: usize) {
 #[tokio::test]
 async fn header_auth_gets_ready_with_the_notebook_version_epoch_role_and_expiry() {
     let f = fixture().await;
-    for (token, role) in [(&f.owner, "owner"), (&f.editor, "editor"), (&f.viewer, "viewer")] {
+    for (token, role) in [
+        (&f.owner, "owner"),
+        (&f.editor, "editor"),
+        (&f.viewer, "viewer"),
+    ] {
         let mut ws = f.app.connect_header(&f.id, token).await;
         // The very first message is `ready`.
         let Event::Json(ready) = ws.next_event().await else {
@@ -131,10 +142,16 @@ async fn header_auth_gets_ready_with_the_notebook_version_epoch_role_and_expiry(
         assert_eq!(cell_ids(&ready["notebook"]), cell_ids(&f.notebook));
         assert_eq!(ready["notebook"]["cells"][1]["source"], "print(1)");
         assert_eq!(ready["version"], 0, "a new notebook has version 0");
-        assert!(ready["epoch"].as_str().is_some_and(|e| !e.is_empty()), "{ready}");
+        assert!(
+            ready["epoch"].as_str().is_some_and(|e| !e.is_empty()),
+            "{ready}"
+        );
         assert_eq!(ready["role"], role);
         let expires_in = ready["expires_in"].as_i64().expect("expires_in");
-        assert!((3590..=3600).contains(&expires_in), "expires_in {expires_in}");
+        assert!(
+            (3590..=3600).contains(&expires_in),
+            "expires_in {expires_in}"
+        );
         assert_ne!(ready["resumed"], true);
     }
 }
@@ -161,7 +178,9 @@ async fn nothing_is_sent_before_authentication() {
     let f = fixture().await;
     let mut ws = f.app.connect_bare(&f.id).await;
     // Activity on the notebook must not leak to an unauthenticated socket.
-    f.app.rest_rename(&f.owner, &f.id, "Renamed while you waited").await;
+    f.app
+        .rest_rename(&f.owner, &f.id, "Renamed while you waited")
+        .await;
     assert!(
         ws.next_within(Duration::from_millis(300)).await.is_none(),
         "the server sent something before authentication"
@@ -193,7 +212,10 @@ async fn token_in_the_query_is_ignored() {
         .await
         .expect("the upgrade itself is fine");
     let before = ws.expect_close(4408).await;
-    assert!(before.is_empty(), "a ?token= authenticated the socket: {before:?}");
+    assert!(
+        before.is_empty(),
+        "a ?token= authenticated the socket: {before:?}"
+    );
 }
 
 #[tokio::test]
@@ -223,10 +245,11 @@ async fn bad_token_in_header_is_401_before_the_upgrade() {
         assert_eq!(status, 401, "{body}");
     }
     // Any Authorization header is header auth, whatever its scheme.
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        f.app.ws_url(&f.id, ""),
-    )
-    .unwrap();
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            f.app.ws_url(&f.id, ""),
+        )
+        .unwrap();
     request
         .headers_mut()
         .insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
@@ -251,7 +274,10 @@ async fn no_access_is_403_on_the_upgrade_and_4403_after_message_auth() {
     let mut ws = f.app.connect_bare(&f.id).await;
     ws.send(json!({"type": "auth", "token": stranger})).await;
     let before = ws.expect_close(4403).await;
-    assert!(before.is_empty(), "notebook data sent to a stranger: {before:?}");
+    assert!(
+        before.is_empty(),
+        "notebook data sent to a stranger: {before:?}"
+    );
 }
 
 #[tokio::test]
@@ -326,7 +352,12 @@ async fn per_user_connection_cap_refuses_extra_sockets() {
     first.stream.close(None).await.unwrap();
     watcher
         .wait_for("presence without the editor", |m| {
-            kind(m) == "presence" && !m["users"].as_array().unwrap().iter().any(|u| u["user_id"] == EDITOR)
+            kind(m) == "presence"
+                && !m["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|u| u["user_id"] == EDITOR)
         })
         .await;
     f.app.open(&f.id, &f.editor).await;
@@ -366,10 +397,22 @@ async fn owner_and_editor_see_the_same_ops_in_version_order_and_authors_get_acks
 
     // Owner moves it to the end, editor renames, owner appends (insert
     // without index), owner deletes.
-    send_and_ack(&mut a, &mut a_log, json!({"type": "cell.move", "ref": "a2", "cell_id": "c-one", "index": 2}), 3).await;
+    send_and_ack(
+        &mut a,
+        &mut a_log,
+        json!({"type": "cell.move", "ref": "a2", "cell_id": "c-one", "index": 2}),
+        3,
+    )
+    .await;
     send_and_ack(&mut b, &mut b_log, rename("b2", "Renamed live"), 4).await;
     send_and_ack(&mut a, &mut a_log, json!({"type": "cell.insert", "ref": "a3", "cell": {"cell_type": "markdown", "source": "end"}}), 5).await;
-    send_and_ack(&mut a, &mut a_log, json!({"type": "cell.delete", "ref": "a4", "cell_id": "c-one"}), 6).await;
+    send_and_ack(
+        &mut a,
+        &mut a_log,
+        json!({"type": "cell.delete", "ref": "a4", "cell_id": "c-one"}),
+        6,
+    )
+    .await;
     read_ops_until(&mut a, &mut a_log, 6).await;
     read_ops_until(&mut b, &mut b_log, 6).await;
 
@@ -377,16 +420,27 @@ async fn owner_and_editor_see_the_same_ops_in_version_order_and_authors_get_acks
     let b_ops = ops(&b_log);
     assert_eq!(versions(&a_ops), vec![1, 2, 3, 4, 5, 6], "{a_log:?}");
     assert_eq!(a_ops, b_ops, "both sockets see the same ops");
-    assert!(a_log.iter().chain(&b_log).all(|m| kind(m) != "error"), "{a_log:?} {b_log:?}");
+    assert!(
+        a_log.iter().chain(&b_log).all(|m| kind(m) != "error"),
+        "{a_log:?} {b_log:?}"
+    );
     // Each author got the ack of each of its ops, with the op's version.
     let acks = |log: &[Value]| -> Vec<(String, i64)> {
         log.iter()
             .filter(|m| kind(m) == "ack")
-            .map(|m| (m["ref"].as_str().unwrap().to_string(), m["version"].as_i64().unwrap()))
+            .map(|m| {
+                (
+                    m["ref"].as_str().unwrap().to_string(),
+                    m["version"].as_i64().unwrap(),
+                )
+            })
             .collect()
     };
     let s = |r: &str, v: i64| (r.to_string(), v);
-    assert_eq!(acks(&a_log), vec![s("a1", 1), s("a2", 3), s("a3", 5), s("a4", 6)]);
+    assert_eq!(
+        acks(&a_log),
+        vec![s("a1", 1), s("a2", 3), s("a3", 5), s("a4", 6)]
+    );
     assert_eq!(acks(&b_log), vec![s("b1", 2), s("b2", 4)]);
 
     let update = &a_ops[1];
@@ -395,14 +449,23 @@ async fn owner_and_editor_see_the_same_ops_in_version_order_and_authors_get_acks
     assert_eq!(update["op"]["cell_id"], "c-one");
     assert_eq!(update["op"]["cell_version"], 2);
     assert_eq!(update["op"]["source"], "x = 2");
-    assert_eq!(a_ops[2]["op"], json!({"type": "cell.move", "cell_id": "c-one", "index": 2}));
+    assert_eq!(
+        a_ops[2]["op"],
+        json!({"type": "cell.move", "cell_id": "c-one", "index": 2})
+    );
     assert_eq!(a_ops[2]["author"], OWNER);
-    assert_eq!(a_ops[3]["op"], json!({"type": "notebook.rename", "title": "Renamed live"}));
+    assert_eq!(
+        a_ops[3]["op"],
+        json!({"type": "notebook.rename", "title": "Renamed live"})
+    );
     assert_eq!(a_ops[3]["author"], EDITOR);
     assert_eq!(a_ops[4]["op"]["type"], "cell.insert");
     assert_eq!(a_ops[4]["op"]["index"], 3, "insert without index appends");
     assert_eq!(a_ops[4]["op"]["cell"]["source"], "end");
-    assert_eq!(a_ops[5]["op"], json!({"type": "cell.delete", "cell_id": "c-one"}));
+    assert_eq!(
+        a_ops[5]["op"],
+        json!({"type": "cell.delete", "cell_id": "c-one"})
+    );
     assert!(ops(&a.barrier().await).is_empty(), "no extra ops");
     assert!(ops(&b.barrier().await).is_empty(), "no extra ops");
 
@@ -421,7 +484,13 @@ async fn the_delete_op_is_broadcast_with_the_cell_id() {
     let (mut b, _) = f.app.open(&f.id, &f.viewer).await;
     let target = cell_ids(&f.notebook)[0].clone();
     let mut a_log = Vec::new();
-    send_and_ack(&mut a, &mut a_log, json!({"type": "cell.delete", "ref": "d", "cell_id": target}), 1).await;
+    send_and_ack(
+        &mut a,
+        &mut a_log,
+        json!({"type": "cell.delete", "ref": "d", "cell_id": target}),
+        1,
+    )
+    .await;
     read_ops_until(&mut a, &mut a_log, 1).await;
     let op = b.wait_type("op").await;
     assert_eq!(op["version"], 1);
@@ -460,7 +529,12 @@ async fn rest_changes_arrive_as_ops_on_every_socket() {
         .await
         .ok(200);
     f.app
-        .rest(Method::DELETE, &format!("/api/v1/notebooks/{}/cells/{cid}", f.id), &f.owner, None)
+        .rest(
+            Method::DELETE,
+            &format!("/api/v1/notebooks/{}/cells/{cid}", f.id),
+            &f.owner,
+            None,
+        )
         .await
         .ok(204);
 
@@ -473,14 +547,23 @@ async fn rest_changes_arrive_as_ops_on_every_socket() {
         assert_eq!(got[0]["author"], EDITOR);
         assert_eq!(got[0]["op"]["type"], "cell.insert");
         assert_eq!(got[0]["op"]["index"], 2, "appended after the two cells");
-        assert_eq!(got[0]["op"]["cell"], cell, "the op carries the cell REST returned");
+        assert_eq!(
+            got[0]["op"]["cell"], cell,
+            "the op carries the cell REST returned"
+        );
         assert_eq!(got[1]["op"]["type"], "cell.update");
         assert_eq!(got[1]["op"]["cell_id"], cid.as_str());
         assert_eq!(got[1]["op"]["cell_version"], 2);
         assert_eq!(got[1]["op"]["source"], "patched");
-        assert_eq!(got[2]["op"], json!({"type": "notebook.rename", "title": "REST title"}));
+        assert_eq!(
+            got[2]["op"],
+            json!({"type": "notebook.rename", "title": "REST title"})
+        );
         assert_eq!(got[2]["author"], OWNER);
-        assert_eq!(got[3]["op"], json!({"type": "cell.move", "cell_id": cid, "index": 0}));
+        assert_eq!(
+            got[3]["op"],
+            json!({"type": "cell.move", "cell_id": cid, "index": 0})
+        );
         assert_eq!(got[4]["op"], json!({"type": "cell.delete", "cell_id": cid}));
         assert!(ops(&ws.barrier().await).is_empty(), "no extra ops");
     }
@@ -506,7 +589,9 @@ async fn concurrent_writers_every_socket_sees_every_version_once_in_order() {
         let mut got = Vec::new();
         let mut acks = 0;
         while got.len() < total {
-            let m = ws.wait_for("op or ack", |m| matches!(kind(m), "op" | "ack" | "error")).await;
+            let m = ws
+                .wait_for("op or ack", |m| matches!(kind(m), "op" | "ack" | "error"))
+                .await;
             match kind(&m) {
                 "op" => got.push(m),
                 "ack" => acks += 1,
@@ -518,6 +603,48 @@ async fn concurrent_writers_every_socket_sees_every_version_once_in_order() {
         acks += rest.iter().filter(|m| kind(m) == "ack").count();
         assert!(ops(&rest).is_empty(), "duplicates: {rest:?}");
         assert!(acks == 0 || acks == EACH, "acks {acks}");
+    }
+}
+
+#[tokio::test]
+async fn sockets_joining_during_writes_see_every_later_version_exactly_once() {
+    let f = fixture().await;
+    const WRITES: i64 = 60;
+    let writer = {
+        let http = f.app.http.clone();
+        let url = format!("{}/api/v1/notebooks/{}", f.app.base, f.id);
+        let token = f.owner.clone();
+        tokio::spawn(async move {
+            for i in 0..WRITES {
+                let r = http
+                    .patch(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"title": format!("t{i}")}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+            }
+        })
+    };
+    // Join one socket after another while the writes go on.
+    let mut joined = Vec::new();
+    for _ in 0..6 {
+        let (ws, ready) = f.app.open(&f.id, &f.editor).await;
+        joined.push((ws, ready["version"].as_i64().unwrap()));
+    }
+    writer.await.unwrap();
+    for (mut ws, from) in joined {
+        let mut got = Vec::new();
+        while got.last().copied().unwrap_or(from) < WRITES {
+            got.push(ws.wait_type("op").await["version"].as_i64().unwrap());
+        }
+        assert_eq!(
+            got,
+            (from + 1..=WRITES).collect::<Vec<_>>(),
+            "joined at version {from}"
+        );
+        assert!(ops(&ws.barrier().await).is_empty());
     }
 }
 
@@ -542,7 +669,10 @@ async fn stale_base_version_gets_conflict_with_the_current_cell() {
     assert_eq!(err["current"]["source"], "editor wins");
     // Nothing was committed for the loser; the socket keeps working.
     let after = a.barrier().await;
-    assert!(after.iter().all(|m| kind(m) != "op" || m["version"] == 1), "{after:?}");
+    assert!(
+        after.iter().all(|m| kind(m) != "op" || m["version"] == 1),
+        "{after:?}"
+    );
     let nb = f.app.get_notebook(&f.owner, &f.id).await;
     assert_eq!(nb["version"], 1);
     assert_eq!(nb["cells"][1]["source"], "editor wins");
@@ -556,7 +686,11 @@ async fn duplicate_cell_id_over_the_socket_is_a_conflict() {
     a.send(json!({"type": "cell.insert", "ref": "dup", "cell": {"cell_type": "code", "source": "", "id": existing}}))
         .await;
     let err = a.wait_type("error").await;
-    assert_eq!((err["ref"].as_str(), err["code"].as_str()), (Some("dup"), Some("conflict")), "{err}");
+    assert_eq!(
+        (err["ref"].as_str(), err["code"].as_str()),
+        (Some("dup"), Some("conflict")),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -572,7 +706,10 @@ async fn viewer_ops_are_forbidden_and_change_nothing() {
     assert!(ops(&v.barrier().await).is_empty());
     assert!(ops(&owner_ws.barrier().await).is_empty());
     let nb = f.app.get_notebook(&f.owner, &f.id).await;
-    assert_eq!((nb["version"].as_i64(), nb["title"].as_str()), (Some(0), Some("Shared")));
+    assert_eq!(
+        (nb["version"].as_i64(), nb["title"].as_str()),
+        (Some(0), Some("Shared"))
+    );
 }
 
 #[tokio::test]
@@ -588,11 +725,18 @@ async fn update_without_base_version_is_invalid_op_and_the_socket_stays() {
     // An unknown op type is refused the same way.
     a.send(json!({"type": "cell.explode", "ref": "boom"})).await;
     let err = a.wait_type("error").await;
-    assert_eq!((err["ref"].as_str(), err["code"].as_str()), (Some("boom"), Some("invalid_op")));
+    assert_eq!(
+        (err["ref"].as_str(), err["code"].as_str()),
+        (Some("boom"), Some("invalid_op"))
+    );
     // A cell that is not there is not_found.
-    a.send(json!({"type": "cell.delete", "ref": "gone", "cell_id": "no-such-cell"})).await;
+    a.send(json!({"type": "cell.delete", "ref": "gone", "cell_id": "no-such-cell"}))
+        .await;
     let err = a.wait_type("error").await;
-    assert_eq!((err["ref"].as_str(), err["code"].as_str()), (Some("gone"), Some("not_found")));
+    assert_eq!(
+        (err["ref"].as_str(), err["code"].as_str()),
+        (Some("gone"), Some("not_found"))
+    );
     assert!(ops(&a.barrier().await).is_empty());
     assert_eq!(f.app.get_notebook(&f.owner, &f.id).await["version"], 0);
 }
@@ -632,7 +776,11 @@ async fn oversize_closes_4413(size: usize) {
     a.send(json!({"type": "cell.insert", "ref": "big", "cell": {"cell_type": "code", "source": "x".repeat(size)}}))
         .await;
     let before = a.expect_close(4413).await;
-    assert!(before.iter().all(|m| m["ref"] != "big"), "{}", brief(&before));
+    assert!(
+        before.iter().all(|m| m["ref"] != "big"),
+        "{}",
+        brief(&before)
+    );
     assert_eq!(f.app.get_notebook(&f.owner, &f.id).await["version"], 1);
 }
 
@@ -643,47 +791,48 @@ async fn oversize_message_closes_4413() {
 }
 
 #[tokio::test]
-async fn sockets_joining_during_writes_see_every_later_version_exactly_once() {
-    let f = fixture().await;
-    const WRITES: i64 = 60;
-    let writer = {
-        let http = f.app.http.clone();
-        let url = format!("{}/api/v1/notebooks/{}", f.app.base, f.id);
-        let token = f.owner.clone();
-        tokio::spawn(async move {
-            for i in 0..WRITES {
-                let r = http
-                    .patch(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({"title": format!("t{i}")}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status().as_u16(), 200);
-            }
-        })
-    };
-    // Join one socket after another while the writes go on.
-    let mut joined = Vec::new();
-    for _ in 0..6 {
-        let (ws, ready) = f.app.open(&f.id, &f.editor).await;
-        joined.push((ws, ready["version"].as_i64().unwrap()));
-    }
-    writer.await.unwrap();
-    for (mut ws, from) in joined {
-        let mut got = Vec::new();
-        while got.last().copied().unwrap_or(from) < WRITES {
-            got.push(ws.wait_type("op").await["version"].as_i64().unwrap());
-        }
-        assert_eq!(got, (from + 1..=WRITES).collect::<Vec<_>>(), "joined at version {from}");
-        assert!(ops(&ws.barrier().await).is_empty());
-    }
+async fn much_larger_message_closes_4413_too() {
+    // Well past the server's read buffer: the rest of the message is still
+    // unread when the server closes.
+    oversize_closes_4413(64 * 1024).await;
 }
 
 #[tokio::test]
-#[ignore = "BUG: a message well over the limit (64 KiB vs 2 KiB) ends in a TCP reset instead of close 4413"]
-async fn much_larger_message_closes_4413_too() {
-    oversize_closes_4413(64 * 1024).await;
+async fn message_megabytes_over_the_limit_closes_4413() {
+    oversize_closes_4413(3 * 1024 * 1024).await;
+}
+
+#[tokio::test]
+async fn oversize_first_message_closes_4413_before_auth() {
+    let f = fixture_with(limits(|l| l.max_message_bytes = 2048)).await;
+    let mut ws = f.app.connect_bare(&f.id).await;
+    ws.send(json!({"type": "auth", "token": f.owner, "padding": "x".repeat(8000)}))
+        .await;
+    let before = ws.expect_close(4413).await;
+    assert!(before.is_empty(), "{}", brief(&before));
+}
+
+#[tokio::test]
+async fn keys_unreachable_is_503_on_the_upgrade_and_4503_after_message_auth() {
+    let f = spawn_with(Options {
+        unreachable_keys: true,
+        ..Options::default()
+    })
+    .await;
+    let token = f.token(OWNER);
+    // No notebook can even be created (REST needs keys too); any id will do:
+    // authentication comes first.
+    let id = uuid::Uuid::new_v4().to_string();
+    let (status, body) = f
+        .connect(&id, "", Some(&token), None)
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 503, "{body}");
+    let mut ws = f.connect_bare(&id).await;
+    ws.send(json!({"type": "auth", "token": token})).await;
+    let before = ws.expect_close(4503).await;
+    assert!(before.is_empty(), "{}", brief(&before));
 }
 
 // ---------------------------------------------------------------------------
@@ -699,9 +848,13 @@ async fn refresh_keeps_the_socket_alive_past_the_first_tokens_expiry() {
     let short = f.app.standin.token(EDITOR).lifetime(3);
     let exp = short.claims()["exp"].as_i64().unwrap();
     let (mut ws, ready) = f.app.open_msg(&f.id, &short.sign()).await;
-    assert!((0..=3).contains(&ready["expires_in"].as_i64().unwrap()), "{ready}");
+    assert!(
+        (0..=3).contains(&ready["expires_in"].as_i64().unwrap()),
+        "{ready}"
+    );
 
-    ws.send(json!({"type": "auth", "token": f.app.token(EDITOR)})).await;
+    ws.send(json!({"type": "auth", "token": f.app.token(EDITOR)}))
+        .await;
     let ok = ws.wait_type("auth.ok").await;
     let expires_in = ok["expires_in"].as_i64().expect("expires_in");
     assert!((3590..=3600).contains(&expires_in), "{ok}");
@@ -726,9 +879,17 @@ async fn an_unrefreshed_socket_closes_4401_after_expiry() {
     // The close frame is the event; the hang guard is far beyond the deadline.
     ws.expect_close(4401).await;
     let now = unix_now_ms();
-    assert!(now >= exp * 1000, "closed {} ms before exp", exp * 1000 - now);
+    assert!(
+        now >= exp * 1000,
+        "closed {} ms before exp",
+        exp * 1000 - now
+    );
     let latest = exp * 1000 + (SKEW + Duration::from_secs(10)).as_millis() as i64;
-    assert!(now <= latest, "closed {} ms after exp + skew + 10 s", now - latest);
+    assert!(
+        now <= latest,
+        "closed {} ms after exp + skew + 10 s",
+        now - latest
+    );
 }
 
 #[tokio::test]
@@ -793,8 +954,10 @@ async fn resume_replays_exactly_the_missed_ops_in_order() {
     let cid = three_rest_changes(&f).await;
 
     let mut ws = f.app.connect_bare(&f.id).await;
-    ws.send(json!({"type": "auth", "token": f.editor, "since": {"epoch": epoch, "version": version}}))
-        .await;
+    ws.send(
+        json!({"type": "auth", "token": f.editor, "since": {"epoch": epoch, "version": version}}),
+    )
+    .await;
     let Event::Json(ready) = ws.next_event().await else {
         panic!("not JSON")
     };
@@ -802,14 +965,20 @@ async fn resume_replays_exactly_the_missed_ops_in_order() {
     assert_eq!(ready["resumed"], true, "{ready}");
     assert_eq!(ready["epoch"], epoch.as_str());
     assert_eq!(ready["version"], version);
-    assert!(ready.get("notebook").is_none(), "a resumed ready has no notebook body: {ready}");
+    assert!(
+        ready.get("notebook").is_none(),
+        "a resumed ready has no notebook body: {ready}"
+    );
     let replay = no_presence(ws.barrier().await);
     assert_eq!(versions(&replay), vec![2, 3, 4], "{replay:?}");
     assert_eq!(replay.len(), 3, "only the missed ops: {replay:?}");
     assert_eq!(replay[0]["op"]["type"], "cell.insert");
     assert_eq!(replay[0]["op"]["cell"]["source"], "missed 1");
     assert_eq!(replay[0]["author"], EDITOR);
-    assert_eq!(replay[1]["op"], json!({"type": "notebook.rename", "title": "missed 2"}));
+    assert_eq!(
+        replay[1]["op"],
+        json!({"type": "notebook.rename", "title": "missed 2"})
+    );
     assert_eq!(replay[1]["author"], OWNER);
     assert_eq!(replay[2]["op"]["cell_id"], cid.as_str());
     assert_eq!(replay[2]["op"]["source"], "missed 3");
@@ -829,7 +998,11 @@ async fn resume_with_header_auth_uses_the_query() {
     three_rest_changes(&f).await;
 
     let query = format!("?epoch={epoch}&since=0");
-    let mut ws = f.app.connect(&f.id, &query, Some(&f.editor), None).await.expect("upgrade");
+    let mut ws = f
+        .app
+        .connect(&f.id, &query, Some(&f.editor), None)
+        .await
+        .expect("upgrade");
     let ready = ws.wait_type("ready").await;
     assert_eq!(ready["resumed"], true, "{ready}");
     assert_eq!(ready["version"], 0);
@@ -865,7 +1038,10 @@ async fn resume_with_a_wrong_epoch_gets_a_full_ready() {
     assert_eq!(ready["version"], 3);
     assert_eq!(ready["notebook"]["title"], "missed 2");
     assert_eq!(ready["notebook"]["cells"].as_array().unwrap().len(), 3);
-    assert!(ops(&ws.barrier().await).is_empty(), "no replay after a full ready");
+    assert!(
+        ops(&ws.barrier().await).is_empty(),
+        "no replay after a full ready"
+    );
 }
 
 #[tokio::test]
@@ -927,13 +1103,23 @@ async fn removing_a_member_closes_their_socket_4403() {
     // Others are unaffected and see the editor leave.
     owner_ws
         .wait_for("presence without the editor", |m| {
-            kind(m) == "presence" && !m["users"].as_array().unwrap().iter().any(|u| u["user_id"] == EDITOR)
+            kind(m) == "presence"
+                && !m["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|u| u["user_id"] == EDITOR)
         })
         .await;
     owner_ws.send(rename("o", "still mine")).await;
     assert_eq!(owner_ws.wait_type("ack").await["ref"], "o");
     // And the removed member cannot come back.
-    let (status, _) = f.app.connect(&f.id, "", Some(&f.editor), None).await.err().expect("refused");
+    let (status, _) = f
+        .app
+        .connect(&f.id, "", Some(&f.editor), None)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(status, 403);
 }
 
@@ -951,7 +1137,10 @@ async fn demotion_to_viewer_is_announced_and_later_writes_are_forbidden() {
     assert_eq!(role, json!({"type": "role", "role": "viewer"}));
     ws.send(rename("after", "no longer")).await;
     let err = ws.wait_type("error").await;
-    assert_eq!((err["ref"].as_str(), err["code"].as_str()), (Some("after"), Some("forbidden")));
+    assert_eq!(
+        (err["ref"].as_str(), err["code"].as_str()),
+        (Some("after"), Some("forbidden"))
+    );
     // The role change shows in presence.
     owner_ws
         .wait_for("presence with the editor as viewer", |m| {
@@ -966,7 +1155,10 @@ async fn demotion_to_viewer_is_announced_and_later_writes_are_forbidden() {
 
     // Promotion back is announced the same way and writes work again.
     f.app.share(&f.owner, &f.id, EDITOR, "editor").await;
-    assert_eq!(ws.wait_type("role").await, json!({"type": "role", "role": "editor"}));
+    assert_eq!(
+        ws.wait_type("role").await,
+        json!({"type": "role", "role": "editor"})
+    );
     ws.send(rename("again", "editing again")).await;
     assert_eq!(ws.wait_type("ack").await["ref"], "again");
 }
@@ -978,13 +1170,23 @@ async fn deleting_the_notebook_closes_every_socket_4404() {
     let (mut editor_ws, _) = f.app.open_msg(&f.id, &f.editor).await;
     let (mut viewer_ws, _) = f.app.open(&f.id, &f.viewer).await;
     f.app
-        .rest(Method::DELETE, &format!("/api/v1/notebooks/{}", f.id), &f.owner, None)
+        .rest(
+            Method::DELETE,
+            &format!("/api/v1/notebooks/{}", f.id),
+            &f.owner,
+            None,
+        )
         .await
         .ok(204);
     owner_ws.expect_close(4404).await;
     editor_ws.expect_close(4404).await;
     viewer_ws.expect_close(4404).await;
-    let (status, _) = f.app.connect(&f.id, "", Some(&f.owner), None).await.err().expect("refused");
+    let (status, _) = f
+        .app
+        .connect(&f.id, "", Some(&f.owner), None)
+        .await
+        .err()
+        .expect("refused");
     assert_eq!(status, 404);
 }
 
@@ -994,8 +1196,7 @@ async fn deleting_the_notebook_closes_every_socket_4404() {
 
 /// One reader and one client that never reads after `ready`; ops of
 /// 512 KiB are made over REST until the idle client is dropped (seen in the
-/// reader's presence). Asserts everything but the idle client's close code,
-/// which it returns.
+/// reader's presence). Returns how the idle client's connection ended.
 async fn slow_reader_scenario() -> End {
     let f = fixture_with(limits(|l| {
         l.outbound_queue = 4;
@@ -1007,7 +1208,12 @@ async fn slow_reader_scenario() -> End {
     let (mut idle, _) = f.app.open(&f.id, &f.editor).await;
     reader
         .wait_for("presence with the idle editor", |m| {
-            kind(m) == "presence" && m["users"].as_array().unwrap().iter().any(|u| u["user_id"] == EDITOR)
+            kind(m) == "presence"
+                && m["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|u| u["user_id"] == EDITOR)
         })
         .await;
 
@@ -1016,7 +1222,10 @@ async fn slow_reader_scenario() -> End {
     let mut idle_gone = false;
     let mut sent = 0i64;
     while !idle_gone {
-        assert!(sent < 200, "the idle client was never cut off after {sent} ops of 512 KiB");
+        assert!(
+            sent < 200,
+            "the idle client was never cut off after {sent} ops of 512 KiB"
+        );
         f.app.rest_insert(&f.owner, &f.id, &big).await;
         sent += 1;
         // Lockstep: the reader gets op `sent` before the next one is made.
@@ -1044,33 +1253,33 @@ async fn slow_reader_scenario() -> End {
         let m = reader.wait_type("op").await;
         seen_versions.push(m["version"].as_i64().unwrap());
     }
-    assert_eq!(seen_versions, (1..=sent).collect::<Vec<_>>(), "the reader got every op in order");
+    assert_eq!(
+        seen_versions,
+        (1..=sent).collect::<Vec<_>>(),
+        "the reader got every op in order"
+    );
 
     // The idle client: what it had buffered, then the end.
     let (end, got) = idle.until_end().await;
     let idle_versions = versions(&got);
-    assert!((idle_versions.len() as i64) < sent, "the idle client was not cut off");
+    assert!(
+        (idle_versions.len() as i64) < sent,
+        "the idle client was not cut off"
+    );
     assert_eq!(
         idle_versions,
         (1..=idle_versions.len() as i64).collect::<Vec<_>>(),
         "what the idle client got is a gap-free prefix"
     );
-    eprintln!("idle client: {} of {sent} ops, then {end:?}", idle_versions.len());
     end
 }
 
 #[tokio::test]
-async fn a_client_that_does_not_read_is_cut_off_while_others_get_every_op() {
-    slow_reader_scenario().await;
-}
-
-#[tokio::test]
-#[ignore = "BUG: a slow reader gets a close frame without a code (1005), not 4429: the 4429 close is queued behind the full outbound queue with try_send and dropped"]
-async fn a_client_that_does_not_read_is_closed_with_4429() {
+async fn a_client_that_does_not_read_is_closed_4429_while_others_get_every_op() {
     let end = slow_reader_scenario().await;
     // Either the 4429 close frame arrives, or (when it cannot be delivered to
     // a peer that does not read) the connection just ends; a close frame
-    // without the code tells the client nothing.
+    // without the code, or with another one, tells the client the wrong thing.
     assert!(
         matches!(end, End::Close(4429, _) | End::Dropped(_)),
         "idle client ended with {end:?}"
@@ -1090,16 +1299,26 @@ async fn ops_over_the_rate_get_rate_limited_errors() {
     }
     let mut replies = Vec::new();
     while replies.len() < 8 {
-        replies.push(ws.wait_for("ack or error", |m| matches!(kind(m), "ack" | "error")).await);
+        replies.push(
+            ws.wait_for("ack or error", |m| matches!(kind(m), "ack" | "error"))
+                .await,
+        );
     }
-    let acked: Vec<_> = replies.iter().filter(|m| kind(m) == "ack").map(|m| m["ref"].clone()).collect();
+    let acked: Vec<_> = replies
+        .iter()
+        .filter(|m| kind(m) == "ack")
+        .map(|m| m["ref"].clone())
+        .collect();
     let limited: Vec<_> = replies
         .iter()
         .filter(|m| kind(m) == "error" && m["code"] == "rate_limited")
         .map(|m| m["ref"].clone())
         .collect();
     assert_eq!(acked.len() + limited.len(), 8, "{replies:?}");
-    assert!(acked.len() >= 3 && acked.len() <= 4, "burst of 3 (+1 refill at most): {replies:?}");
+    assert!(
+        acked.len() >= 3 && acked.len() <= 4,
+        "burst of 3 (+1 refill at most): {replies:?}"
+    );
     assert_eq!(&acked[..3], &[json!("r0"), json!("r1"), json!("r2")]);
     assert!(limited.contains(&json!("r7")), "{replies:?}");
     // Limited ops changed nothing.
@@ -1122,7 +1341,10 @@ async fn a_client_over_the_rate_for_too_long_is_closed_4429() {
     // Lockstep: each op's reply (or the close) is read before the next is
     // sent, so nothing is written to a socket the server already closed.
     'ops: loop {
-        assert!(start.elapsed() < GUARD, "never closed; {limited} rate_limited errors");
+        assert!(
+            start.elapsed() < GUARD,
+            "never closed; {limited} rate_limited errors"
+        );
         let r = format!("r{i}");
         i += 1;
         ws.send(rename(&r, "spam")).await;
@@ -1148,9 +1370,10 @@ async fn a_client_over_the_rate_for_too_long_is_closed_4429() {
 
 #[tokio::test]
 async fn keepalive_closes_a_silent_client_and_keeps_a_responsive_one() {
+    const PONG_TIMEOUT: Duration = Duration::from_secs(2);
     let f = fixture_with(limits(|l| {
-        l.ping_interval = Duration::from_millis(100);
-        l.pong_timeout = Duration::from_millis(400);
+        l.ping_interval = Duration::from_millis(250);
+        l.pong_timeout = PONG_TIMEOUT;
     }))
     .await;
     let (mut live, _) = f.app.open(&f.id, &f.owner).await;
@@ -1159,11 +1382,21 @@ async fn keepalive_closes_a_silent_client_and_keeps_a_responsive_one() {
     // not; the silent one joining, then leaving, shows in the live one's
     // presence.
     live.wait_for("presence with the silent editor", |m| {
-        kind(m) == "presence" && m["users"].as_array().unwrap().iter().any(|u| u["user_id"] == EDITOR)
+        kind(m) == "presence"
+            && m["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["user_id"] == EDITOR)
     })
     .await;
     live.wait_for("presence without the silent editor", |m| {
-        kind(m) == "presence" && !m["users"].as_array().unwrap().iter().any(|u| u["user_id"] == EDITOR)
+        kind(m) == "presence"
+            && !m["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["user_id"] == EDITOR)
     })
     .await;
     // The server has dropped it (presence says so); reading it now shows the
@@ -1173,8 +1406,15 @@ async fn keepalive_closes_a_silent_client_and_keeps_a_responsive_one() {
     if let End::Close(code, _) = end {
         assert_eq!(code, 4408, "no pong in time");
     }
-    // Time is the subject: the responsive client outlives several timeouts.
-    assert!(live.next_within(Duration::from_millis(1500)).await.is_none());
+    // Time is the subject: the responsive client (reading, so answering
+    // pings) outlives two pong timeouts.
+    let until = tokio::time::Instant::now() + 2 * PONG_TIMEOUT;
+    while let Some(event) = live.next_within(until - tokio::time::Instant::now()).await {
+        match event {
+            Event::Json(m) if kind(&m) == "presence" => {}
+            other => panic!("the responsive client got {other:?}"),
+        }
+    }
     live.send(rename("alive", "alive")).await;
     assert_eq!(live.wait_type("ack").await["ref"], "alive");
 }
@@ -1214,7 +1454,9 @@ async fn presence_lists_users_sorted_with_roles_and_connection_counts() {
     app.share(&owner, &id, editor_id, "editor").await;
 
     let mut o1 = app.connect_header(&id, &owner).await;
-    let Event::Json(first) = o1.next_event().await else { panic!() };
+    let Event::Json(first) = o1.next_event().await else {
+        panic!()
+    };
     assert_eq!(first["type"], "ready", "ready comes first: {first}");
     let p = o1.wait_type("presence").await;
     assert_eq!(presence_users(&p), vec![entry(owner_id, "owner", 1)]);
@@ -1222,8 +1464,10 @@ async fn presence_lists_users_sorted_with_roles_and_connection_counts() {
     let (mut e1, _) = app.open_msg(&id, &editor).await;
     let want = vec![entry(editor_id, "editor", 1), entry(owner_id, "owner", 1)];
     for ws in [&mut o1, &mut e1] {
-        ws.wait_for("presence with both", |m| kind(m) == "presence" && presence_users(m) == want)
-            .await;
+        ws.wait_for("presence with both", |m| {
+            kind(m) == "presence" && presence_users(m) == want
+        })
+        .await;
     }
 
     let (mut o2, _) = app.open(&id, &owner).await;
@@ -1285,20 +1529,33 @@ async fn graceful_shutdown_closes_sockets_1001() {
     f.app.shutdown();
     a.expect_close(1001).await;
     b.expect_close(1001).await;
-    f.app.server_finished().await.expect("server stopped cleanly");
+    f.app
+        .server_finished()
+        .await
+        .expect("server stopped cleanly");
 }
 
 #[tokio::test]
-#[ignore = "BUG: on shutdown a socket still waiting for its auth message is not closed with 1001; it gets 4408 when the auth timeout (10 s) runs out, and shutdown waits that long"]
 async fn graceful_shutdown_also_closes_sockets_still_waiting_for_auth_1001() {
     let mut f = fixture().await;
     // Default auth timeout (10 s): shutdown must not wait for it.
     let mut waiting = f.app.connect_bare(&f.id).await;
-    assert!(waiting.next_within(Duration::from_millis(200)).await.is_none());
+    assert!(waiting
+        .next_within(Duration::from_millis(200))
+        .await
+        .is_none());
     let start = std::time::Instant::now();
     f.app.shutdown();
     let (end, before) = waiting.until_end().await;
     assert!(before.is_empty(), "{before:?}");
-    assert_eq!(end.code(), Some(1001), "got {end:?} after {:?}", start.elapsed());
-    f.app.server_finished().await.expect("server stopped cleanly");
+    assert_eq!(
+        end.code(),
+        Some(1001),
+        "got {end:?} after {:?}",
+        start.elapsed()
+    );
+    f.app
+        .server_finished()
+        .await
+        .expect("server stopped cleanly");
 }

@@ -167,7 +167,13 @@ impl WsApp {
             .expect("server task panicked")
     }
 
-    pub async fn rest(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> Rest {
+    pub async fn rest(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Rest {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -245,22 +251,38 @@ impl WsApp {
     }
 
     pub async fn get_notebook(&self, token: &str, id: &str) -> Value {
-        self.rest(reqwest::Method::GET, &format!("/api/v1/notebooks/{id}"), token, None)
-            .await
-            .ok(200)
+        self.rest(
+            reqwest::Method::GET,
+            &format!("/api/v1/notebooks/{id}"),
+            token,
+            None,
+        )
+        .await
+        .ok(200)
     }
 
     /// Upgrades with the given headers; `Err((status, body))` when refused
     /// before the 101.
-    pub async fn connect(&self, id: &str, query: &str, bearer: Option<&str>, origin: Option<&str>) -> Result<Ws, (u16, Value)> {
-        let mut request = self.ws_url(id, query).into_client_request().expect("ws request");
+    pub async fn connect(
+        &self,
+        id: &str,
+        query: &str,
+        bearer: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, (u16, Value)> {
+        let mut request = self
+            .ws_url(id, query)
+            .into_client_request()
+            .expect("ws request");
         if let Some(token) = bearer {
             request
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
         if let Some(origin) = origin {
-            request.headers_mut().insert("origin", origin.parse().unwrap());
+            request
+                .headers_mut()
+                .insert("origin", origin.parse().unwrap());
         }
         match tokio::time::timeout(GUARD, tokio_tungstenite::connect_async(request))
             .await
@@ -375,7 +397,9 @@ impl Ws {
                     Ok(v) => Event::Json(v),
                     Err(_) => Event::Other(format!("text {t}")),
                 },
-                Some(Ok(Message::Binary(b))) => Event::Other(format!("binary of {} bytes", b.len())),
+                Some(Ok(Message::Binary(b))) => {
+                    Event::Other(format!("binary of {} bytes", b.len()))
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Close(Some(CloseFrame { code, reason })))) => {
                     Event::End(End::Close(u16::from(code), reason.to_string()))
@@ -402,7 +426,10 @@ impl Ws {
                 Some(Event::Json(v)) if pred(&v) => return v,
                 Some(Event::Json(v)) => seen.push(v),
                 Some(Event::Other(o)) => panic!("unexpected frame {o} while waiting for {what}"),
-                Some(Event::End(end)) => panic!("socket ended ({end:?}) while waiting for {what}; saw {}", brief(&seen)),
+                Some(Event::End(end)) => panic!(
+                    "socket ended ({end:?}) while waiting for {what}; saw {}",
+                    brief(&seen)
+                ),
             }
         }
     }
@@ -421,7 +448,10 @@ impl Ws {
                 Some(Event::Json(v)) if v["type"] == kind => return (seen, v),
                 Some(Event::Json(v)) => seen.push(v),
                 Some(Event::Other(o)) => panic!("unexpected frame {o} while waiting for {kind}"),
-                Some(Event::End(end)) => panic!("socket ended ({end:?}) while waiting for {kind}; saw {}", brief(&seen)),
+                Some(Event::End(end)) => panic!(
+                    "socket ended ({end:?}) while waiting for {kind}; saw {}",
+                    brief(&seen)
+                ),
             }
         }
     }
@@ -450,7 +480,12 @@ impl Ws {
     /// Reads until the socket ends; asserts it ended with close `code`.
     pub async fn expect_close(&mut self, code: u16) -> Vec<Value> {
         let (end, seen) = self.until_end().await;
-        assert_eq!(end.code(), Some(code), "expected close {code}, got {end:?} after {}", brief(&seen));
+        assert_eq!(
+            end.code(),
+            Some(code),
+            "expected close {code}, got {end:?} after {}",
+            brief(&seen)
+        );
         seen
     }
 }
@@ -483,7 +518,10 @@ pub fn ops(msgs: &[Value]) -> Vec<Value> {
 
 /// The versions of the `op` messages.
 pub fn versions(msgs: &[Value]) -> Vec<i64> {
-    ops(msgs).iter().map(|m| m["version"].as_i64().expect("op version")).collect()
+    ops(msgs)
+        .iter()
+        .map(|m| m["version"].as_i64().expect("op version"))
+        .collect()
 }
 
 /// The notebook id of a notebook JSON.
