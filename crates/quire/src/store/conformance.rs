@@ -1,6 +1,6 @@
 //! The store conformance suite: the behaviour every [`Store`] must have,
 //! written once and run against each implementation (SQLite in
-//! `tests/store_sqlite.rs`, PostgreSQL later).
+//! `tests/store_sqlite.rs`, PostgreSQL).
 //!
 //! Public (not `cfg(test)`) so integration tests of any backend can call
 //! [`run_all`]. It panics on the first failed expectation, after printing the

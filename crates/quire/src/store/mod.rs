@@ -14,8 +14,10 @@ use crate::notebook::model::{Limits, Notebook, NotebookId, NotebookMeta, Role, U
 use crate::notebook::ops::{Committed, NewCell, Op, OpError};
 
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Settings shared by every store implementation.
