@@ -157,3 +157,53 @@ fn svix_signature_matches_the_reference_vector() {
     );
     assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
 }
+
+/// `session.revoked`: the session's tokens are refused from then on, and its
+/// open socket closes with 4401 within a second (the requirement).
+#[tokio::test]
+async fn revoked_session_is_refused_and_its_socket_closes() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let app = spawn_app().await;
+    let token = app.standin.token("user_rev").session("sess_rev").lifetime(3600).sign();
+    let other = app.standin.token("user_rev").session("sess_other").lifetime(3600).sign();
+    let id = app.create_notebook_id(&token, "t", json!([])).await;
+
+    let url = format!("{}/api/v1/notebooks/{id}/ws", app.base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    // Wait for ready: the socket is live.
+    loop {
+        if let Some(Ok(Message::Text(t))) = ws.next().await {
+            if t.contains("\"ready\"") {
+                break;
+            }
+        }
+    }
+
+    let body = json!({"data": {"id": "sess_rev", "object": "session", "status": "revoked", "user_id": "user_rev"}, "object": "event", "type": "session.revoked"})
+        .to_string()
+        .into_bytes();
+    assert_eq!(deliver_signed(&app, "msg_rev", body).await.status, 204);
+
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return Some(u16::from(frame.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("the socket closes within 1 s");
+    assert_eq!(closed, Some(4401));
+
+    let refused = app.get("/api/v1/me", Some(&token)).await;
+    refused.assert_error(401, "invalid_token");
+    // Another session of the same user is unaffected.
+    assert_eq!(app.get("/api/v1/me", Some(&other)).await.status, 200);
+}

@@ -89,15 +89,23 @@ where
 /// Drains the outbound queue into the sink; stops after a close frame. An
 /// urgent close (the queue was full) jumps the queue: what is queued for a
 /// peer that stopped reading is stale anyway.
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>, mut urgent: oneshot::Receiver<Message>)
+async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>, urgent: oneshot::Receiver<Message>)
 where
     S: Sink<Message> + Unpin,
     S::Error: Display,
 {
+    // `None` once the urgent slot has fired or its sender is gone.
+    let mut urgent = Some(urgent);
     loop {
         let message = tokio::select! {
             biased;
-            Ok(close) = &mut urgent => close,
+            close = async { urgent.as_mut().expect("guarded by the branch condition").await }, if urgent.is_some() => {
+                urgent = None;
+                match close {
+                    Ok(close) => close,
+                    Err(_) => continue,
+                }
+            }
             next = rx.recv() => match next {
                 Some(message) => message,
                 None => break,
