@@ -45,6 +45,10 @@ pub struct CommonArgs {
     /// `text` or `json` log lines.
     #[arg(long, env = "QUIRE_LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
+    /// Verified tokens remembered so they are not RSA-checked again before
+    /// they expire (0 turns the cache off).
+    #[arg(long, env = "QUIRE_TOKEN_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub token_cache_capacity: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -136,10 +140,6 @@ pub struct ClerkArgs {
     pub clerk_clock_skew_ms: u64,
     #[arg(long, env = "CLERK_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
     pub clerk_webhook_secret: Option<SecretString>,
-    /// Verified tokens remembered so they are not RSA-checked again before
-    /// they expire (0 turns the cache off).
-    #[arg(long, env = "QUIRE_TOKEN_CACHE_CAPACITY", default_value_t = 100_000)]
-    pub token_cache_capacity: u64,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +154,10 @@ pub struct ServeArgs {
 pub struct DevArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// `clients-verify` makes dev mode check tokens with the stand-in's
+    /// `/v1/clients/verify`, as production would with Clerk's.
+    #[arg(long, env = "QUIRE_AUTH_STRATEGY", default_value = "networkless")]
+    pub auth_strategy: AuthStrategy,
 }
 
 /// A start-up error that names what to fix.
@@ -180,7 +184,7 @@ pub struct AuthSettings {
 
 impl ClerkArgs {
     /// Checks the Clerk settings; missing ones are named, never defaulted to "let everyone in".
-    pub fn resolve(&self) -> Result<AuthSettings, ConfigError> {
+    pub fn resolve(&self, token_cache_capacity: u64) -> Result<AuthSettings, ConfigError> {
         let issuer = match (&self.clerk_issuer, &self.clerk_publishable_key) {
             (Some(iss), _) => Some(iss.trim_end_matches('/').to_string()),
             (None, Some(pk)) => Some(issuer_from_publishable_key(pk)?),
@@ -217,7 +221,7 @@ impl ClerkArgs {
                 authorized_parties: self.clerk_authorized_parties.clone(),
                 audience: self.clerk_audience.clone(),
                 clock_skew: Duration::from_millis(self.clerk_clock_skew_ms),
-                verified_cache_capacity: self.token_cache_capacity,
+                verified_cache_capacity: token_cache_capacity,
                 ..VerifierConfig::default()
             },
             webhook_secret: self.clerk_webhook_secret.clone(),
@@ -274,7 +278,7 @@ impl Config {
 
     /// `quire serve`: production configuration, all of it checked.
     pub fn from_serve(args: &ServeArgs) -> Result<Config, ConfigError> {
-        let auth = args.clerk.resolve()?;
+        let auth = args.clerk.resolve(args.common.token_cache_capacity)?;
         let allowed_origins = if args.common.allowed_origins.is_empty() {
             args.clerk.clerk_authorized_parties.clone()
         } else {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::config::{clean_origins, AuthSettings, AuthStrategy, CommonArgs, Config};
+use crate::config::{clean_origins, AuthSettings, AuthStrategy, Config, DevArgs};
 use crate::state::{open_store, StateParts};
 use crate::AppState;
 
@@ -52,16 +52,19 @@ fn dev_origins(local: &SocketAddr, extra: &[String]) -> Vec<String> {
 }
 
 /// Builds the dev state for a server that will listen on `local`.
-pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result<(AppState, ClerkStandIn)> {
+pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(AppState, ClerkStandIn)> {
+    let common = &args.common;
     let standin = ClerkStandIn::with_issuer(DEV_ISSUER);
     let api_url = format!("http://{local}/__dev");
     let verifier_config = VerifierConfig {
         issuer: Some(DEV_ISSUER.to_string()),
+        verified_cache_capacity: common.token_cache_capacity,
         ..VerifierConfig::default()
     };
-    let key_source = KeySource::Jwks {
-        api_url: api_url.clone(),
-        secret_key: standin.secret_key().into(),
+    let secret_key = standin.secret_key().into();
+    let key_source = match args.auth_strategy {
+        AuthStrategy::Networkless => KeySource::Jwks { api_url: api_url.clone(), secret_key },
+        AuthStrategy::ClientsVerify => KeySource::ClientsVerify { api_url: api_url.clone(), secret_key },
     };
     let config = Config {
         addr: local,
@@ -73,7 +76,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
         allowed_origins: dev_origins(&local, &common.allowed_origins),
         limits: common.limits.clone(),
         auth: AuthSettings {
-            strategy: AuthStrategy::Networkless,
+            strategy: args.auth_strategy,
             key_source: key_source.clone(),
             api_url,
             secret_key: Some(standin.secret_key().into()),
@@ -100,6 +103,7 @@ pub async fn dev_state(common: &CommonArgs, local: SocketAddr) -> anyhow::Result
 fn dev_routes(standin: &ClerkStandIn) -> Router<AppState> {
     let tokens = Router::new()
         .route("/token", get(token_text).post(token_json))
+        .route("/stats", get(stats))
         .with_state(Arc::new(standin.clone()));
     Router::new().nest_service("/__dev", standin.router().merge(tokens))
 }
@@ -168,12 +172,18 @@ async fn token_json(State(standin): State<Arc<ClerkStandIn>>, Json(req): Json<To
     }
 }
 
+/// `GET /__dev/stats`: how often the verifier called the stand-in (benchmarks
+/// report upstream calls per request with it).
+async fn stats(State(standin): State<Arc<ClerkStandIn>>) -> Json<serde_json::Value> {
+    Json(json!({"jwks_requests": standin.jwks_requests(), "verify_requests": standin.verify_requests()}))
+}
+
 /// Runs `quire dev` until Ctrl-C.
-pub async fn run(common: CommonArgs) -> anyhow::Result<()> {
-    check_loopback(&common.addr)?;
-    let listener = TcpListener::bind(common.addr).await?;
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    check_loopback(&args.common.addr)?;
+    let listener = TcpListener::bind(args.common.addr).await?;
     let local = listener.local_addr()?;
-    let (state, _standin) = dev_state(&common, local).await?;
+    let (state, _standin) = dev_state(&args, local).await?;
     print_banner(&local, &state.config().database_url);
     crate::serve(listener, state, crate::shutdown_signal()).await?;
     Ok(())

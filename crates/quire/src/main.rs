@@ -19,7 +19,7 @@ async fn main() {
         }
         Command::Dev(args) => {
             quire::telemetry::init_logging(args.common.log_format);
-            quire::dev::run(args.common).await
+            quire::dev::run(args).await
         }
     };
     if let Err(e) = result {

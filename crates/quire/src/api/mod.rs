@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(dev) = state.dev_routes() {
         app = app.merge(dev);
     }
+    app = app.merge(crate::web::routes());
     // route_layer: runs after routing, so the matched route is known.
     app.route_layer(middleware::from_fn(record_metrics))
         .fallback(|| async { ApiError::NotFound })
