@@ -153,6 +153,22 @@ pub fn issuer_from_publishable_key(pk: &str) -> Result<String, ConfigError> {
     Ok(format!("https://{host}"))
 }
 
+/// An HTTP client for Clerk's Backend API: one timeout for the whole call,
+/// and redirects never followed (they would carry our secret key elsewhere).
+pub(crate) fn clerk_http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("reqwest client with static settings")
+}
+
+/// `{api_url}/v1/{path}` whatever the trailing slash.
+pub(crate) fn clerk_endpoint(api_url: &str, path: &str) -> String {
+    format!("{}/v1/{path}", api_url.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

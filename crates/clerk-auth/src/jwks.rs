@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::JwksOptions;
+use crate::config::{clerk_endpoint, clerk_http_client, JwksOptions};
 use crate::keys::{keys_from_jwks, Key, KeyMap};
 use crate::AuthError;
 
@@ -52,17 +52,10 @@ pub struct JwksCache {
 impl JwksCache {
     /// A cold cache for the instance at `api_url` (e.g. `https://api.clerk.com`).
     pub fn new(api_url: &str, secret_key: SecretString, options: JwksOptions) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            // Never follow a redirect with our secret key in the header.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("reqwest client with static settings");
         JwksCache {
-            url: format!("{}/v1/jwks", api_url.trim_end_matches('/')),
+            url: clerk_endpoint(api_url, "jwks"),
+            http: clerk_http_client(options.timeout),
             secret_key,
-            http,
             options,
             snapshot: ArcSwap::from_pointee(Snapshot {
                 keys: KeyMap::new(),

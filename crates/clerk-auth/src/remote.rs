@@ -23,7 +23,7 @@ use moka::Expiry;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::config::RemoteOptions;
+use crate::config::{clerk_endpoint, clerk_http_client, RemoteOptions};
 use crate::{Actor, AuthError, Org, Principal, MAX_TOKEN_BYTES};
 
 /// A cached verification and when to forget it.
@@ -71,16 +71,10 @@ struct Session {
 
 impl ClientsVerify {
     pub fn new(api_url: &str, secret_key: SecretString, options: RemoteOptions) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("reqwest client with static settings");
         ClientsVerify {
-            url: format!("{}/v1/clients/verify", api_url.trim_end_matches('/')),
+            url: clerk_endpoint(api_url, "clients/verify"),
             secret_key,
-            http,
+            http: clerk_http_client(options.timeout),
             cache: Cache::builder()
                 .max_capacity(options.cache_capacity)
                 .expire_after(ByDropAt)
