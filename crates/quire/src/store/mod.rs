@@ -15,6 +15,7 @@ use crate::notebook::ops::{Committed, NewCell, Op, OpError};
 
 pub mod conformance;
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 pub use postgres::PostgresStore;
