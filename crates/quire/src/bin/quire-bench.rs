@@ -1,8 +1,8 @@
 //! `quire-bench`: load generator for the realtime side of a running server.
 //!
 //! ```text
+//! ulimit -n $(ulimit -Hn)      # both the server and the bench need one fd per socket
 //! target/release/quire dev --addr 127.0.0.1:18080 --database-url sqlite:///tmp/qb/bench.db &
-//! ulimit -n $(ulimit -Hn)
 //! cargo run --release -p quire --bin quire-bench -- ws idle   --url http://127.0.0.1:18080 --server-pid $! --sockets 10000
 //! cargo run --release -p quire --bin quire-bench -- ws fanout --url http://127.0.0.1:18080 --server-pid $! \
 //!     --sockets 1000 --writers 3 --ops-per-sec 100 --secs 60
@@ -10,9 +10,15 @@
 //!
 //! It talks to `quire dev` only: tokens come from `GET /__dev/token`. Every
 //! run uses fresh user ids (`bench_<nonce>_u<i>`), shares one new notebook
-//! with them as editors, and spreads the sockets over those users so that the
-//! per-user connection cap (100 by default) holds. Server memory is read from
-//! `/proc/<server-pid>/status` (VmRSS).
+//! (idle: `--notebooks K` spreads users over K) with them as editors, and
+//! spreads the sockets over those users so that the per-user connection cap
+//! (100 by default) holds. Server memory is read from
+//! `/proc/<server-pid>/status` (VmRSS), server CPU from `/proc/<pid>/stat`.
+//!
+//! `idle` reports RSS per held socket; `fanout` reports deliveries/s, delivery
+//! latency percentiles (send timestamp embedded in each op's `source`),
+//! version gaps seen by readers, acks, errors and lost acks of the writers,
+//! and with `--timeline` a per-second series of deliveries and worst latency.
 //!
 //! The client needs one fd per socket: raise the soft limit in the shell
 //! (`ulimit -n $(ulimit -Hn)`); the binary checks it and refuses to start
@@ -40,7 +46,10 @@ use tokio_util::sync::CancellationToken;
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Parser)]
-#[command(name = "quire-bench", about = "Load generator for a running `quire dev` server")]
+#[command(
+    name = "quire-bench",
+    about = "Load generator for a running `quire dev` server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Top,
@@ -93,6 +102,15 @@ struct IdleArgs {
     /// How long to hold them once all are ready.
     #[arg(long, default_value_t = 10)]
     hold_secs: u64,
+    /// Spread the sockets over this many notebooks (user u on notebook u mod K).
+    /// 1 (the default) puts every socket in one room, whose presence list
+    /// then names every bench user.
+    #[arg(long, default_value_t = 1)]
+    notebooks: usize,
+    /// Size of the notebook's one cell (bytes of source): the `ready` message
+    /// each socket receives grows with it.
+    #[arg(long, default_value_t = 0)]
+    cell_bytes: usize,
 }
 
 #[derive(Args)]
@@ -115,11 +133,19 @@ struct FanoutArgs {
     /// After sending, how long to wait for outstanding acks and deliveries.
     #[arg(long, default_value_t = 15)]
     drain_secs: u64,
+    /// Print progress (ops sent/acked, slowest reader) this often.
+    #[arg(long, default_value_t = 5)]
+    progress_secs: u64,
+    /// Also print a per-second timeline of deliveries and worst latency.
+    #[arg(long)]
+    timeline: bool,
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Top::Ws(WsMode::Idle(args)) => idle(args).await,
@@ -212,19 +238,25 @@ impl Errors {
         if map.is_empty() {
             return "none".into();
         }
-        map.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ")
+        map.iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
 // ------------------------------------------------------------------ setup
 
-/// A notebook shared with enough bench users for the sockets, and their tokens.
+/// Notebooks shared with enough bench users for the sockets, and their tokens.
+/// User `u` holds sockets `u * per_user ..` and is a member of notebook `u % notebooks`.
 struct Setup {
-    ws_url: String,
+    /// One WebSocket URL per notebook.
+    ws_urls: Vec<String>,
     tokens: Vec<String>,
     per_user: usize,
-    /// (cell id, cell version) of the notebook's cells.
+    /// (cell id, cell version) of the first notebook's cells.
     cells: Vec<(String, i64)>,
+    /// The first notebook's id.
     notebook: String,
     common: Common,
 }
@@ -234,11 +266,25 @@ impl Setup {
     fn token_for(&self, k: usize) -> &str {
         &self.tokens[k / self.per_user]
     }
+
+    /// The WebSocket URL of socket number `k`'s notebook.
+    fn ws_url_for(&self, k: usize) -> &str {
+        &self.ws_urls[(k / self.per_user) % self.ws_urls.len()]
+    }
 }
 
-async fn dev_token(http: &reqwest::Client, base: &str, user: &str, lifetime: u64) -> Result<String> {
+async fn dev_token(
+    http: &reqwest::Client,
+    base: &str,
+    user: &str,
+    lifetime: u64,
+) -> Result<String> {
     let url = format!("{base}/__dev/token?user_id={user}&lifetime_secs={lifetime}");
-    let response = http.get(&url).send().await.context("GET /__dev/token (is `quire dev` running?)")?;
+    let response = http
+        .get(&url)
+        .send()
+        .await
+        .context("GET /__dev/token (is `quire dev` running?)")?;
     let status = response.status();
     let body = response.text().await?;
     if !status.is_success() {
@@ -247,9 +293,15 @@ async fn dev_token(http: &reqwest::Client, base: &str, user: &str, lifetime: u64
     Ok(body.trim().to_string())
 }
 
-/// Creates a notebook of `cells` code cells (owner `bench_owner`) and shares
-/// it with one editor per `sockets_per_user` sockets.
-async fn setup(common: &Common, sockets: usize, cells: usize) -> Result<Setup> {
+/// Creates `notebooks` notebooks of `cells` code cells (owner `bench_owner`)
+/// and shares them with one editor per `sockets_per_user` sockets.
+async fn setup(
+    common: &Common,
+    sockets: usize,
+    cells: usize,
+    notebooks: usize,
+    cell_bytes: usize,
+) -> Result<Setup> {
     let base = common.url.trim_end_matches('/').to_string();
     let ws_url = if let Some(rest) = base.strip_prefix("http://") {
         format!("ws://{rest}")
@@ -262,30 +314,50 @@ async fn setup(common: &Common, sockets: usize, cells: usize) -> Result<Setup> {
     let http = reqwest::Client::new();
     let lifetime = common.token_lifetime_secs;
     let owner = dev_token(&http, &base, "bench_owner", lifetime).await?;
-    let cell_list: Vec<Value> = (0..cells).map(|_| json!({"cell_type": "code", "source": ""})).collect();
-    let response = http
-        .post(format!("{base}/api/v1/notebooks"))
-        .bearer_auth(&owner)
-        .json(&json!({"title": "quire-bench", "cells": cell_list}))
-        .send()
-        .await?;
-    let status = response.status();
-    let notebook: Value = response.json().await?;
-    if !status.is_success() {
-        bail!("create notebook -> {status}: {notebook}");
-    }
-    let id = notebook["id"].as_str().ok_or_else(|| anyhow!("no id in {notebook}"))?.to_string();
-    let cells = notebook["cells"]
-        .as_array()
-        .ok_or_else(|| anyhow!("no cells in {notebook}"))?
-        .iter()
-        .map(|c| (c["id"].as_str().unwrap_or_default().to_string(), c["version"].as_i64().unwrap_or(1)))
+    let source = "x".repeat(cell_bytes);
+    let cell_list: Vec<Value> = (0..cells)
+        .map(|_| json!({"cell_type": "code", "source": source}))
         .collect();
+    let mut ids = Vec::new();
+    let mut cells = Vec::new();
+    for n in 0..notebooks.max(1) {
+        let response = http
+            .post(format!("{base}/api/v1/notebooks"))
+            .bearer_auth(&owner)
+            .json(&json!({"title": format!("quire-bench {n}"), "cells": cell_list}))
+            .send()
+            .await?;
+        let status = response.status();
+        let notebook: Value = response.json().await?;
+        if !status.is_success() {
+            bail!("create notebook -> {status}: {notebook}");
+        }
+        ids.push(
+            notebook["id"]
+                .as_str()
+                .ok_or_else(|| anyhow!("no id in {notebook}"))?
+                .to_string(),
+        );
+        if n == 0 {
+            cells = notebook["cells"]
+                .as_array()
+                .ok_or_else(|| anyhow!("no cells in {notebook}"))?
+                .iter()
+                .map(|c| {
+                    (
+                        c["id"].as_str().unwrap_or_default().to_string(),
+                        c["version"].as_i64().unwrap_or(1),
+                    )
+                })
+                .collect();
+        }
+    }
     let nonce = now_micros() % 1_000_000_000;
     let users = sockets.div_ceil(per_user);
     let results: Vec<Result<(usize, String)>> = futures::stream::iter(0..users)
         .map(|i| {
-            let (http, base, owner, id) = (http.clone(), base.clone(), owner.clone(), id.clone());
+            let (http, base, owner) = (http.clone(), base.clone(), owner.clone());
+            let id = ids[i % ids.len()].clone();
             async move {
                 let user = format!("bench_{nonce}_u{i}");
                 let response = http
@@ -308,13 +380,20 @@ async fn setup(common: &Common, sockets: usize, cells: usize) -> Result<Setup> {
         let (i, token) = r?;
         tokens[i] = token;
     }
-    eprintln!("setup: notebook {id}, {users} users x <= {per_user} sockets");
+    eprintln!(
+        "setup: {} notebook(s) (first {}), {users} users x <= {per_user} sockets",
+        ids.len(),
+        ids[0]
+    );
     Ok(Setup {
-        ws_url: format!("{ws_url}/api/v1/notebooks/{id}/ws"),
+        ws_urls: ids
+            .iter()
+            .map(|id| format!("{ws_url}/api/v1/notebooks/{id}/ws"))
+            .collect(),
         tokens,
         per_user,
         cells,
-        notebook: id,
+        notebook: ids[0].clone(),
         common: common.clone(),
     })
 }
@@ -323,28 +402,42 @@ async fn setup(common: &Common, sockets: usize, cells: usize) -> Result<Setup> {
 async fn connect(setup: &Setup, k: usize) -> Result<(Ws, Value), String> {
     let timeout = Duration::from_secs(setup.common.ready_timeout_secs);
     let attempt = async {
-        let mut request = setup.ws_url.as_str().into_client_request().map_err(|e| format!("request: {e}"))?;
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", setup.token_for(k))).map_err(|e| e.to_string())?;
+        let mut request = setup
+            .ws_url_for(k)
+            .into_client_request()
+            .map_err(|e| format!("request: {e}"))?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", setup.token_for(k)))
+            .map_err(|e| e.to_string())?;
         request.headers_mut().insert("authorization", bearer);
         // Small client buffers: 10k sockets should not cost the client gigabytes.
-        let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0);
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
             .await
             .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(r) => format!("connect: HTTP {}", r.status().as_u16()),
-                tokio_tungstenite::tungstenite::Error::Io(e) => format!("connect: io {:?}", e.kind()),
+                tokio_tungstenite::tungstenite::Error::Http(r) => {
+                    format!("connect: HTTP {}", r.status().as_u16())
+                }
+                tokio_tungstenite::tungstenite::Error::Io(e) => {
+                    format!("connect: io {:?}", e.kind())
+                }
                 other => format!("connect: {other}"),
             })?;
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    let v: Value = serde_json::from_str(&text).map_err(|_| "bad json before ready".to_string())?;
+                    let v: Value = serde_json::from_str(&text)
+                        .map_err(|_| "bad json before ready".to_string())?;
                     if v["type"] == "ready" {
                         return Ok((ws, v));
                     }
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(format!("closed {} before ready", frame.map(|f| u16::from(f.code)).unwrap_or(1005)))
+                    return Err(format!(
+                        "closed {} before ready",
+                        frame.map(|f| u16::from(f.code)).unwrap_or(1005)
+                    ))
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => return Err(format!("error before ready: {e}")),
@@ -358,18 +451,29 @@ async fn connect(setup: &Setup, k: usize) -> Result<(Ws, Value), String> {
 }
 
 /// Polls `done()` until it holds or `limit` passes, printing progress.
-async fn wait_for(what: &str, total: usize, limit: Duration, progress: impl Fn() -> (usize, usize)) -> bool {
+async fn wait_for(
+    what: &str,
+    total: usize,
+    limit: Duration,
+    progress: impl Fn() -> (usize, usize),
+) -> bool {
     let start = Instant::now();
     let mut last_print = 0;
     loop {
         let (ok, failed) = progress();
         if ok + failed >= total {
-            eprintln!("{what}: {ok} ready, {failed} failed in {:.1}s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "{what}: {ok} ready, {failed} failed in {:.1}s",
+                start.elapsed().as_secs_f64()
+            );
             return true;
         }
         if ok / 1000 != last_print {
             last_print = ok / 1000;
-            eprintln!("{what}: {ok}/{total} ready ({failed} failed) after {:.1}s", start.elapsed().as_secs_f64());
+            eprintln!(
+                "{what}: {ok}/{total} ready ({failed} failed) after {:.1}s",
+                start.elapsed().as_secs_f64()
+            );
         }
         if start.elapsed() > limit {
             eprintln!("{what}: gave up with {ok} ready, {failed} failed");
@@ -384,7 +488,8 @@ fn rss_line(pid: Option<u32>) -> Option<u64> {
 }
 
 fn fmt_kib(v: Option<u64>) -> String {
-    v.map(|k| format!("{k} KiB ({:.1} MiB)", k as f64 / 1024.0)).unwrap_or_else(|| "n/a (no --server-pid)".into())
+    v.map(|k| format!("{k} KiB ({:.1} MiB)", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a (no --server-pid)".into())
 }
 
 fn per_socket(before: Option<u64>, after: Option<u64>, n: usize) -> String {
@@ -401,7 +506,7 @@ async fn idle(args: IdleArgs) -> Result<()> {
     check_nofile(n)?;
     let common = &args.common;
     eprintln!("load average at start: {}", loadavg());
-    let setup = Arc::new(setup(common, n, 1).await?);
+    let setup = Arc::new(setup(common, n, 1, args.notebooks, args.cell_bytes).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_line(common.server_pid);
 
@@ -414,8 +519,15 @@ async fn idle(args: IdleArgs) -> Result<()> {
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for k in 0..n {
-        let (setup, errors, ready, failed, open, cancel, gate) =
-            (setup.clone(), errors.clone(), ready.clone(), failed.clone(), open.clone(), cancel.clone(), gate.clone());
+        let (setup, errors, ready, failed, open, cancel, gate) = (
+            setup.clone(),
+            errors.clone(),
+            ready.clone(),
+            failed.clone(),
+            open.clone(),
+            cancel.clone(),
+            gate.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("semaphore open");
             let mut ws = match connect(&setup, k).await {
@@ -457,7 +569,12 @@ async fn idle(args: IdleArgs) -> Result<()> {
         }));
     }
     let limit = Duration::from_secs(common.ready_timeout_secs + n as u64 / 50 + 30);
-    let progress = || (ready.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let progress = || {
+        (
+            ready.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+        )
+    };
     wait_for("connect", n, limit, progress).await;
     let connect_secs = started.elapsed().as_secs_f64();
     // Let the coalesced presence messages of the join settle.
@@ -474,19 +591,49 @@ async fn idle(args: IdleArgs) -> Result<()> {
     }
 
     println!("== quire-bench ws idle ==");
-    println!("notebook:                 {}", setup.notebook);
-    println!("sockets requested:        {n} ({} users, {} per user)", setup.tokens.len(), setup.per_user);
-    println!("sockets ready:            {}", ready.load(Ordering::Relaxed));
-    println!("connect+ready time:       {connect_secs:.1} s ({:.0} sockets/s)", ready.load(Ordering::Relaxed) as f64 / connect_secs);
-    println!("sockets held at end:      {held} (after {} s hold)", args.hold_secs);
+    println!(
+        "notebooks:                {} (first {})",
+        setup.ws_urls.len(),
+        setup.notebook
+    );
+    println!(
+        "sockets requested:        {n} ({} users, {} per user)",
+        setup.tokens.len(),
+        setup.per_user
+    );
+    println!(
+        "sockets ready:            {}",
+        ready.load(Ordering::Relaxed)
+    );
+    println!(
+        "connect+ready time:       {connect_secs:.1} s ({:.0} sockets/s)",
+        ready.load(Ordering::Relaxed) as f64 / connect_secs
+    );
+    println!(
+        "sockets held at end:      {held} (after {} s hold)",
+        args.hold_secs
+    );
     println!("server RSS before:        {}", fmt_kib(rss_before));
     println!("server RSS all ready:     {}", fmt_kib(rss_ready));
     println!("server RSS after hold:    {}", fmt_kib(rss_held));
-    println!("RSS per socket (ready):   {}", per_socket(rss_before, rss_ready, held));
-    println!("RSS per socket (held):    {}", per_socket(rss_before, rss_held, held));
+    println!(
+        "RSS per socket (ready):   {}",
+        per_socket(rss_before, rss_ready, held)
+    );
+    println!(
+        "RSS per socket (held):    {}",
+        per_socket(rss_before, rss_held, held)
+    );
     println!("client RSS:               {}", fmt_kib(client_rss));
-    println!("errors:                   {} ({})", errors.total(), errors.summary());
-    println!("load average:             {load_ready} (when all ready), {} (end)", loadavg());
+    println!(
+        "errors:                   {} ({})",
+        errors.total(),
+        errors.summary()
+    );
+    println!(
+        "load average:             {load_ready} (when all ready), {} (end)",
+        loadavg()
+    );
     Ok(())
 }
 
@@ -501,6 +648,8 @@ struct ReaderStats {
     latencies_us: Vec<u32>,
     /// Deliveries per second since the writers started.
     per_sec: Vec<u64>,
+    /// Worst delivery latency (micros) per second since the writers started.
+    per_sec_max: Vec<u32>,
 }
 
 /// `{"type":"op","version":N,...,"source":"t=MICROS"...}` -> (N, MICROS),
@@ -526,7 +675,10 @@ fn parse_op(text: &str) -> Option<(i64, Option<u64>)> {
     if v["type"] != "op" {
         return None;
     }
-    let t = v["op"]["source"].as_str().and_then(|s| s.strip_prefix("t=")).and_then(|s| s.parse().ok());
+    let t = v["op"]["source"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("t="))
+        .and_then(|s| s.parse().ok());
     Some((v["version"].as_i64()?, t))
 }
 
@@ -546,6 +698,7 @@ async fn read_ops(
         re_ready: 0,
         latencies_us: Vec::new(),
         per_sec: vec![0; seconds],
+        per_sec_max: vec![0; seconds],
     };
     loop {
         let msg = tokio::select! {
@@ -567,14 +720,20 @@ async fn read_ops(
                         stats.out_of_order += 1;
                     }
                     progress.store(last, Ordering::Relaxed);
-                    if let Some(t) = t {
-                        stats.latencies_us.push(now.saturating_sub(t).min(u32::MAX as u64) as u32);
+                    let latency = t.map(|t| now.saturating_sub(t).min(u32::MAX as u64) as u32);
+                    if let Some(latency) = latency {
+                        stats.latencies_us.push(latency);
                     }
                     let start = start_us.load(Ordering::Relaxed);
                     if start > 0 && now >= start {
                         let sec = ((now - start) / 1_000_000) as usize;
                         if let Some(slot) = stats.per_sec.get_mut(sec) {
                             *slot += 1;
+                        }
+                        if let (Some(slot), Some(latency)) =
+                            (stats.per_sec_max.get_mut(sec), latency)
+                        {
+                            *slot = (*slot).max(latency);
                         }
                     }
                 } else if text.starts_with(r#"{"type":"ready""#) {
@@ -587,7 +746,10 @@ async fn read_ops(
                 }
             }
             Some(Ok(Message::Close(frame))) => {
-                errors.add(format!("reader closed {}", frame.map(|f| u16::from(f.code)).unwrap_or(1005)));
+                errors.add(format!(
+                    "reader closed {}",
+                    frame.map(|f| u16::from(f.code)).unwrap_or(1005)
+                ));
                 break;
             }
             Some(Ok(_)) => {}
@@ -733,7 +895,7 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     check_nofile(n + w)?;
     let common = &args.common;
     eprintln!("load average at start: {}", loadavg());
-    let setup = Arc::new(setup(common, n + w, w).await?);
+    let setup = Arc::new(setup(common, n + w, w, 1, 0).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_before = rss_line(common.server_pid);
 
@@ -776,20 +938,33 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         }));
     }
     let limit = Duration::from_secs(common.ready_timeout_secs + n as u64 / 50 + 30);
-    wait_for("readers", n, limit, || (ready.load(Ordering::Relaxed), failed.load(Ordering::Relaxed))).await;
+    wait_for("readers", n, limit, || {
+        (
+            ready.load(Ordering::Relaxed),
+            failed.load(Ordering::Relaxed),
+        )
+    })
+    .await;
     let readers_ready = ready.load(Ordering::Relaxed);
 
     // Writers: socket numbers n..n+w, cell i each.
     let mut writer_sockets = Vec::with_capacity(w);
     for i in 0..w {
-        let (ws, ready_msg) = connect(&setup, n + i).await.map_err(|e| anyhow!("writer {i}: {e}"))?;
+        let (ws, ready_msg) = connect(&setup, n + i)
+            .await
+            .map_err(|e| anyhow!("writer {i}: {e}"))?;
         let cell_id = setup.cells[i].0.clone();
         let base = ready_msg["notebook"]["cells"]
             .as_array()
             .and_then(|cells| cells.iter().find(|c| c["id"] == cell_id.as_str()))
             .and_then(|c| c["version"].as_i64())
             .unwrap_or(setup.cells[i].1);
-        writer_sockets.push((ws, cell_id, base, ready_msg["version"].as_i64().unwrap_or(0)));
+        writer_sockets.push((
+            ws,
+            cell_id,
+            base,
+            ready_msg["version"].as_i64().unwrap_or(0),
+        ));
     }
     let start_version = writer_sockets.iter().map(|s| s.3).max().unwrap_or(0);
     // Presence of the join settles (coalesced every 250 ms).
@@ -802,22 +977,41 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     let go = Instant::now() + Duration::from_millis(200);
     let end = go + Duration::from_secs(args.secs);
     start_us.store(now_micros() + 200_000, Ordering::Relaxed);
-    let cpu_start = (common.server_pid.and_then(cpu_secs), cpu_secs(std::process::id()));
+    let cpu_start = (
+        common.server_pid.and_then(cpu_secs),
+        cpu_secs(std::process::id()),
+    );
     let live = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut writers = Vec::with_capacity(w);
     for (i, (ws, cell_id, base, _)) in writer_sockets.into_iter().enumerate() {
         let first = go + period.mul_f64(i as f64 / w as f64);
         let drain = Duration::from_secs(args.drain_secs);
-        writers.push(tokio::spawn(write_ops(ws, i, cell_id, base, period, first, end, drain, live.clone())));
+        writers.push(tokio::spawn(write_ops(
+            ws,
+            i,
+            cell_id,
+            base,
+            period,
+            first,
+            end,
+            drain,
+            live.clone(),
+        )));
     }
     // Progress every 5 s: ops sent/acked and how far the slowest reader is.
     let monitor = {
         let (live, progress, errors) = (live.clone(), progress.clone(), errors.clone());
+        let every = Duration::from_secs(args.progress_secs.max(1));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(go + Duration::from_secs(5), Duration::from_secs(5));
+            let mut tick = tokio::time::interval_at(go + every, every);
             loop {
                 tick.tick().await;
-                let min = progress.iter().map(|p| p.load(Ordering::Relaxed)).filter(|v| *v >= 0).min().unwrap_or(-1);
+                let min = progress
+                    .iter()
+                    .map(|p| p.load(Ordering::Relaxed))
+                    .filter(|v| *v >= 0)
+                    .min()
+                    .unwrap_or(-1);
                 eprintln!(
                     "t={:>3.0}s sent {} acked {} slowest reader at v{} errors {}",
                     (Instant::now() - go).as_secs_f64(),
@@ -835,9 +1029,17 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     }
     let sending_done = Instant::now();
     monitor.abort();
-    let cpu_end = (common.server_pid.and_then(cpu_secs), cpu_secs(std::process::id()));
+    let cpu_end = (
+        common.server_pid.and_then(cpu_secs),
+        cpu_secs(std::process::id()),
+    );
     let window_secs = (sending_done - go).as_secs_f64();
-    let final_version = wstats.iter().map(|s| s.max_version).max().unwrap_or(start_version).max(start_version);
+    let final_version = wstats
+        .iter()
+        .map(|s| s.max_version)
+        .max()
+        .unwrap_or(start_version)
+        .max(start_version);
     // Wait for every reader to have the last committed version.
     let drain_limit = Duration::from_secs(args.drain_secs);
     let drained = loop {
@@ -887,15 +1089,31 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     let out_of_order: u64 = rstats.iter().map(|s| s.out_of_order).sum();
     let re_ready: u64 = rstats.iter().map(|s| s.re_ready).sum();
     let mut per_sec = vec![0u64; seconds];
+    let mut per_sec_max = vec![0u32; seconds];
     for s in &rstats {
         for (i, c) in s.per_sec.iter().enumerate() {
             per_sec[i] += c;
+        }
+        for (i, m) in s.per_sec_max.iter().enumerate() {
+            per_sec_max[i] = per_sec_max[i].max(*m);
+        }
+    }
+    if args.timeline {
+        println!("second  deliveries  worst latency (ms)");
+        let last = per_sec.iter().rposition(|c| *c > 0).unwrap_or(0);
+        for i in 0..=last {
+            println!(
+                "{i:>6}  {:>10}  {:>10.1}",
+                per_sec[i],
+                per_sec_max[i] as f64 / 1000.0
+            );
         }
     }
     let window = args.secs as usize;
     let in_window: u64 = per_sec[..window.min(seconds)].iter().sum();
     // Full seconds inside the window (skip the first and last, partial by staggering).
-    let mut steady: Vec<u64> = per_sec[1.min(window)..window.saturating_sub(1).max(1.min(window))].to_vec();
+    let mut steady: Vec<u64> =
+        per_sec[1.min(window)..window.saturating_sub(1).max(1.min(window))].to_vec();
     steady.sort_unstable();
     let after_window: u64 = per_sec[window.min(seconds)..].iter().sum();
     let mut lat: Vec<u32> = Vec::with_capacity(deliveries as usize);
@@ -903,7 +1121,10 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         lat.append(&mut s.latencies_us);
     }
     lat.sort_unstable();
-    let mut ack_lat: Vec<u32> = wstats.iter_mut().flat_map(|s| std::mem::take(&mut s.ack_latencies_us)).collect();
+    let mut ack_lat: Vec<u32> = wstats
+        .iter_mut()
+        .flat_map(|s| std::mem::take(&mut s.ack_latencies_us))
+        .collect();
     ack_lat.sort_unstable();
     let conns = readers_ready + w;
 
@@ -914,7 +1135,10 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         setup.tokens.len(),
         setup.per_user
     );
-    println!("target rate:              {} ops/s for {} s", args.ops_per_sec, args.secs);
+    println!(
+        "target rate:              {} ops/s for {} s",
+        args.ops_per_sec, args.secs
+    );
     println!("ops sent:                 {sent}");
     println!("acks received:            {acks}");
     println!("op errors:                {op_errors} ({werrors:?})");
@@ -946,11 +1170,19 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         pct_ms(&ack_lat, 1.0)
     );
     println!("gaps:                     {gaps} (out of order/duplicate: {out_of_order}, fresh ready: {re_ready})");
-    println!("socket errors:            {} ({})", errors.total(), errors.summary());
+    println!(
+        "socket errors:            {} ({})",
+        errors.total(),
+        errors.summary()
+    );
     println!("server RSS before:        {}", fmt_kib(rss_before));
     println!("server RSS connected:     {}", fmt_kib(rss_connected));
     println!("server RSS at end:        {}", fmt_kib(rss_end));
-    println!("RSS per connection:       {} (connected), {} (end)", per_socket(rss_before, rss_connected, conns), per_socket(rss_before, rss_end, conns));
+    println!(
+        "RSS per connection:       {} (connected), {} (end)",
+        per_socket(rss_before, rss_connected, conns),
+        per_socket(rss_before, rss_end, conns)
+    );
     println!("client RSS:               {}", fmt_kib(client_rss));
     let cpu_pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.0}%", 100.0 * (b - a) / window_secs),
