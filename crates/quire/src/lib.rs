@@ -45,6 +45,12 @@ pub async fn serve(
             hub.shutdown(std::time::Duration::from_secs(10)).await;
         }
     };
+    // No Nagle: acks and ops are small writes a client is waiting for.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(sockets_closed)
         .await

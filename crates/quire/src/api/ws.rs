@@ -3,11 +3,14 @@
 //! Origin (403), and with header auth a bad token (401/503) or no access
 //! (403/404). Tokens in the URL are never read.
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::header::{AUTHORIZATION, ORIGIN};
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::header::{self, AUTHORIZATION, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 use clerk_auth::extract::bearer;
 use clerk_auth::AuthError;
 use futures::StreamExt;
@@ -31,9 +34,10 @@ pub async fn upgrade(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
     Query(query): Query<WsQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut request: Request,
 ) -> Result<Response, ApiError> {
+    let headers = request.headers().clone();
+    let accept = handshake_accept(&headers)?;
     check_origin(&state, &headers)?;
     let id = notebook_id(&raw_id)?;
     let pre = match headers.get(AUTHORIZATION) {
@@ -50,13 +54,57 @@ pub async fn upgrade(
     // message is read whole and answered with a clean 4413; only abuse far
     // past the limit hits the transport's own cut-off.
     let transport_max = state.hub().limits().max_message_bytes.saturating_mul(4).max(1024 * 1024);
-    let ws = ws
-        .max_message_size(transport_max)
-        .max_frame_size(transport_max)
-        .read_buffer_size(4 * 1024)
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(transport_max))
+        .max_frame_size(Some(transport_max))
+        .read_buffer_size(1024)
         .write_buffer_size(0);
+    let on_upgrade = hyper::upgrade::on(&mut request);
     let tasks = state.hub().tasks().clone();
-    Ok(ws.on_upgrade(move |socket| tasks.track_future(serve_socket(socket, state, id, pre))))
+    tasks.spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                serve_socket(socket, state, id, pre).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
+        }
+    });
+    Ok(switching_protocols(&accept))
+}
+
+/// Checks the RFC 6455 upgrade request; returns the `Sec-WebSocket-Accept`.
+/// (Done here rather than with axum's extractor because we drive
+/// tokio-tungstenite ourselves: it lets large messages go out as bounded
+/// fragments, so no socket keeps a buffer the size of its largest message.)
+fn handshake_accept(headers: &HeaderMap) -> Result<String, ApiError> {
+    let has = |name: header::HeaderName, value: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(value)))
+        })
+    };
+    let upgrade = has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket");
+    let version = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let key = headers.get(header::SEC_WEBSOCKET_KEY);
+    match (upgrade && version, key) {
+        (true, Some(key)) => Ok(derive_accept_key(key.as_bytes())),
+        _ => Err(ApiError::BadRequest {
+            code: "websocket_required",
+            message: "this endpoint only accepts WebSocket upgrades".into(),
+        }),
+    }
+}
+
+fn switching_protocols(accept: &str) -> Response {
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
 }
 
 /// A browser's Origin, when sent, must be one of ours.
@@ -98,20 +146,16 @@ async fn header_auth(
 }
 
 /// Splits the socket and runs the session on it.
-async fn serve_socket(socket: WebSocket, state: AppState, id: NotebookId, pre: Option<PreAuth>) {
+async fn serve_socket<S>(socket: WebSocketStream<S>, state: AppState, id: NotebookId, pre: Option<PreAuth>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use tokio_tungstenite::tungstenite::Error;
     let (sink, stream) = socket.split();
     let stream = stream.map(|item| match item {
         Ok(message) => Inbound::Frame(message),
-        Err(e) if is_too_large(&e) => Inbound::TooLarge,
+        Err(Error::Capacity(_)) => Inbound::TooLarge,
         Err(_) => Inbound::Closed,
     });
     session::run(sink, Box::pin(stream), state, id, pre).await;
-}
-
-/// tungstenite reports an over-limit message only as an error value whose
-/// type axum does not re-export; its message is stable ("Space limit
-/// exceeded" / "Message too long"), so that is what we match.
-fn is_too_large(e: &axum::Error) -> bool {
-    let text = e.to_string();
-    text.contains("Space limit exceeded") || text.contains("Message too long")
 }

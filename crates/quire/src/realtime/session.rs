@@ -13,7 +13,10 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use clerk_auth::{AuthError, Principal, PublicCode};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
@@ -66,9 +69,11 @@ where
         urgent_close: Some(close_tx),
     };
     let result = match pre {
-        Some(pre) => Session::start(&state, id, pre, &mut out).await,
-        None => match first_message_auth(&state, id, &mut stream).await {
-            Ok(pre) => Session::start(&state, id, pre, &mut out).await,
+        // Boxed: these large futures run once; an idle socket should not
+        // carry their space for hours.
+        Some(pre) => Box::pin(Session::start(&state, id, pre, &mut out)).await,
+        None => match Box::pin(first_message_auth(&state, id, &mut stream)).await {
+            Ok(pre) => Box::pin(Session::start(&state, id, pre, &mut out)).await,
             Err(closed) => Err(closed),
         },
     };
@@ -112,7 +117,7 @@ where
             },
         };
         let is_close = matches!(message, Message::Close(_));
-        if let Err(e) = sink.send(message).await {
+        if let Err(e) = send_fragmented(&mut sink, message).await {
             tracing::debug!(error = %e, "socket write failed");
             return;
         }
@@ -121,6 +126,32 @@ where
         }
     }
     let _ = sink.close().await;
+}
+
+/// Frames larger than this are split. The transport keeps a write buffer as
+/// large as the largest frame it ever wrote, for the socket's whole life;
+/// bounded frames keep every socket's buffer bounded too.
+const MAX_FRAME: usize = 4 * 1024;
+
+/// Sends a message, a large text as a fragmented message of bounded frames.
+async fn send_fragmented<S>(sink: &mut S, message: Message) -> Result<(), S::Error>
+where
+    S: Sink<Message> + Unpin,
+{
+    let text = match message {
+        Message::Text(text) if text.len() > MAX_FRAME => text,
+        other => return sink.send(other).await,
+    };
+    let bytes = bytes::Bytes::from(text);
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let end = (offset + MAX_FRAME).min(bytes.len());
+        let opcode = if offset == 0 { Data::Text } else { Data::Continue };
+        let frame = Frame::message(bytes.slice(offset..end), OpCode::Data(opcode), end == bytes.len());
+        sink.feed(Message::Frame(frame)).await?;
+        offset = end;
+    }
+    sink.flush().await
 }
 
 /// The bounded outbound queue. Full means the peer is not reading.
@@ -146,7 +177,7 @@ impl Outbox {
     fn close(&mut self, (code, reason): Closed) {
         let frame = || {
             Message::Close(Some(CloseFrame {
-                code,
+                code: code.into(),
                 reason: reason.into(),
             }))
         };
@@ -210,7 +241,7 @@ where
     loop {
         match stream.next().await {
             Some(Inbound::Frame(Message::Text(text))) => return Ok(text.to_string()),
-            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Inbound::Frame(Message::Binary(_))) => {
                 return Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
             }
@@ -406,7 +437,7 @@ impl Session {
                         out.send(Message::Ping(Default::default())).map_err(slow)
                     }
                 }
-                event = self.rx.recv() => self.on_event(event, out).await,
+                event = self.rx.recv() => Box::pin(self.on_event(event, out)).await,
                 event = self.global.recv() => self.on_global(event),
                 inbound = stream.next() => {
                     last_seen = Instant::now();
@@ -421,8 +452,10 @@ impl Session {
 
     async fn on_inbound(&mut self, inbound: Option<Inbound>, out: &mut Outbox) -> Result<(), Closed> {
         match inbound {
-            Some(Inbound::Frame(Message::Text(text))) => self.on_text(&text, out).await,
-            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+            // Boxed: handling a message (auth refresh, a commit) needs far
+            // more space than waiting does, and most sockets mostly wait.
+            Some(Inbound::Frame(Message::Text(text))) => Box::pin(self.on_text(&text, out)).await,
+            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
             Some(Inbound::Frame(Message::Binary(_))) => Err((close::PROTOCOL_ERROR, "binary frames are not supported")),
             Some(Inbound::TooLarge) => Err((close::TOO_LARGE, "message too large")),
             Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => Err((1000, "closed by peer")),
@@ -682,7 +715,7 @@ mod tests {
         let mut client = connect(&h, id);
         // The very first thing the server writes is the close: no data before auth.
         match client.next().await {
-            Message::Close(Some(frame)) => assert_eq!(frame.code, close::TIMEOUT),
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), close::TIMEOUT),
             other => panic!("expected close, got {other:?}"),
         }
     }
@@ -710,9 +743,36 @@ mod tests {
         let id = notebook(&h, "user_a").await;
         let mut stranger = connect(&h, id);
         stranger.send(json!({"type": "auth", "token": h.standin.token("user_b").sign()}));
-        assert!(matches!(stranger.next().await, Message::Close(Some(f)) if f.code == close::FORBIDDEN));
+        assert!(matches!(stranger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::FORBIDDEN));
         let mut forger = connect(&h, id);
         forger.send(json!({"type": "auth", "token": ClerkStandIn::new().token("user_a").sign()}));
-        assert!(matches!(forger.next().await, Message::Close(Some(f)) if f.code == close::UNAUTHENTICATED));
+        assert!(matches!(forger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::UNAUTHENTICATED));
+    }
+}
+
+#[cfg(test)]
+mod fragment_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn large_texts_go_out_as_bounded_fragments() {
+        let text = "é".repeat(5000); // 10,000 bytes, multi-byte chars split across frames
+        let mut frames: Vec<Message> = Vec::new();
+        send_fragmented(&mut frames, Message::Text(text.clone().into())).await.unwrap();
+        assert_eq!(frames.len(), 3);
+        let mut joined = Vec::new();
+        for (i, m) in frames.iter().enumerate() {
+            let Message::Frame(f) = m else { panic!("raw frames expected") };
+            assert!(f.payload().len() <= MAX_FRAME);
+            assert_eq!(f.header().is_final, i == 2);
+            let want = if i == 0 { Data::Text } else { Data::Continue };
+            assert_eq!(f.header().opcode, OpCode::Data(want));
+            joined.extend_from_slice(f.payload());
+        }
+        assert_eq!(joined, text.as_bytes());
+        // Small messages are untouched.
+        let mut small: Vec<Message> = Vec::new();
+        send_fragmented(&mut small, Message::Text("hi".into())).await.unwrap();
+        assert!(matches!(&small[..], [Message::Text(t)] if t.as_str() == "hi"));
     }
 }
