@@ -336,9 +336,15 @@ struct Session {
     delivered: i64,
     deadline: Instant,
     rate: RateLimit,
+    /// The queue to this socket's op worker, started on its first op.
+    ops: Option<mpsc::Sender<(Option<String>, Op)>>,
     _seat: super::hub::Seat,
     _slot: UserSlot,
 }
+
+/// Ops a socket may have waiting for their commit; beyond that the client
+/// is told `rate_limited` (back-pressure instead of unbounded queues).
+const PENDING_OPS: usize = 32;
 
 impl Session {
     /// Joins the room, then sends `ready` (full, or resumed with the missed ops).
@@ -357,6 +363,7 @@ impl Session {
             global: state.hub().subscribe_global(),
             delivered: 0,
             rate: RateLimit::new(limits.ops_per_sec, limits.burst),
+            ops: None,
             _seat: seat,
             _slot: pre.slot,
         };
@@ -515,11 +522,13 @@ impl Session {
                 .text(protocol::error(r#ref, "forbidden", "you can only read this notebook", None))
                 .map_err(slow);
         }
-        let reply = match self.state.apply(self.id, &self.user, op, None).await {
-            Ok(committed) => protocol::ack(r#ref, committed.version),
-            Err(e) => op_error(r#ref, e),
-        };
-        out.text(reply).map_err(slow)
+        let queue = self.ops.get_or_insert_with(|| spawn_op_worker(&self.state, self.id, &self.user, out.tx.clone()));
+        match queue.try_send((r#ref.map(str::to_string), op)) {
+            Ok(()) => Ok(()),
+            Err(_) => out
+                .text(protocol::error(r#ref, "rate_limited", "too many changes waiting to be saved", None))
+                .map_err(slow),
+        }
     }
 
     /// Revocations: close at once when they concern this socket.
@@ -585,6 +594,35 @@ impl Session {
         self.delivered = version;
         Ok(())
     }
+}
+
+/// Commits a socket's ops one at a time, in the order they came, off the
+/// relay loop: a slow commit must not stop this socket from receiving
+/// everyone else's ops (it would fall behind the room and be closed). Acks and
+/// errors go into the same outbound queue. Ends when the session drops its
+/// sender; started only for sockets that write, so readers cost nothing.
+fn spawn_op_worker(
+    state: &AppState,
+    id: NotebookId,
+    user: &UserId,
+    out: mpsc::Sender<Message>,
+) -> mpsc::Sender<(Option<String>, Op)> {
+    let (tx, mut rx) = mpsc::channel::<(Option<String>, Op)>(PENDING_OPS);
+    let (state, user) = (state.clone(), user.clone());
+    state.hub().tasks().clone().spawn(async move {
+        while let Some((r#ref, op)) = rx.recv().await {
+            // The store checks the role inside the commit, so a demotion
+            // that raced with this op is still honoured.
+            let reply = match state.apply(id, &user, op, None).await {
+                Ok(committed) => protocol::ack(r#ref.as_deref(), committed.version),
+                Err(e) => op_error(r#ref.as_deref(), e),
+            };
+            if out.send(Message::Text(reply.into())).await.is_err() {
+                break;
+            }
+        }
+    });
+    tx
 }
 
 /// The `error` message for a refused op.
