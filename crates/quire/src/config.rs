@@ -158,6 +158,11 @@ pub struct DevArgs {
     /// `/v1/clients/verify`, as production would with Clerk's.
     #[arg(long, env = "QUIRE_AUTH_STRATEGY", default_value = "networkless")]
     pub auth_strategy: AuthStrategy,
+    /// PKCS#8 DER file holding the stand-in's signing key: loaded if it
+    /// exists, else generated and written (0600). Dev processes sharing it
+    /// accept each other's tokens (a local cluster over PostgreSQL + Redis).
+    #[arg(long, env = "QUIRE_DEV_KEY_FILE")]
+    pub dev_key_file: Option<std::path::PathBuf>,
 }
 
 /// A start-up error that names what to fix.

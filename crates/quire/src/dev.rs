@@ -7,6 +7,7 @@
 //! the server binds loopback addresses only.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
@@ -54,7 +55,10 @@ fn dev_origins(local: &SocketAddr, extra: &[String]) -> Vec<String> {
 /// Builds the dev state for a server that will listen on `local`.
 pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(AppState, ClerkStandIn)> {
     let common = &args.common;
-    let standin = ClerkStandIn::with_issuer(DEV_ISSUER);
+    let standin = match &args.dev_key_file {
+        Some(path) => standin_from_key_file(path)?,
+        None => ClerkStandIn::with_issuer(DEV_ISSUER),
+    };
     let api_url = format!("http://{local}/__dev");
     let verifier_config = VerifierConfig {
         issuer: Some(DEV_ISSUER.to_string()),
@@ -88,15 +92,57 @@ pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(App
     };
     let store = open_store(&config).await?;
     let verifier = Verifier::new(key_source, verifier_config)?;
+    // Fan-out between processes, wired exactly as `run_serve` does.
+    let fanout = match &config.redis_url {
+        Some(url) => Some(crate::realtime::fanout::Fanout::connect(url).await?),
+        None => None,
+    };
     let state = AppState::new(StateParts {
         config,
         store,
         verifier,
         realtime: Default::default(),
-        fanout: None,
+        fanout: fanout.clone(),
         dev_routes: Some(dev_routes(&standin)),
     })?;
+    if let Some(fanout) = fanout {
+        fanout.spawn_relay(state.clone());
+    }
     Ok((state, standin))
+}
+
+/// The stand-in with its signing key from `path` (PKCS#8 DER); when the file
+/// does not exist a key is generated and written there, readable by the
+/// owner only, so further dev processes load the same key.
+fn standin_from_key_file(path: &Path) -> anyhow::Result<ClerkStandIn> {
+    use anyhow::Context as _;
+    match std::fs::read(path) {
+        Ok(der) => ClerkStandIn::from_pkcs8(&der, DEV_ISSUER)
+            .map_err(|e| anyhow::anyhow!("dev key file {} is not an RSA PKCS#8 key: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let der = ClerkStandIn::with_issuer(DEV_ISSUER).private_key_pkcs8();
+            write_private(path, &der).with_context(|| format!("writing dev key file {}", path.display()))?;
+            // Reload so the kid is the one derived from the key, as in every
+            // other process that loads this file.
+            ClerkStandIn::from_pkcs8(&der, DEV_ISSUER).map_err(|e| anyhow::anyhow!("generated dev key rejected: {e}"))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading dev key file {}", path.display())),
+    }
+}
+
+/// Creates `path` exclusively with mode 0600 (Unix) and writes `bytes`.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// `/__dev/*`: the stand-in's Clerk API plus the token endpoint.
@@ -196,4 +242,33 @@ fn print_banner(local: &SocketAddr, database_url: &str) {
          TOKEN=$(curl -s 'http://{local}/__dev/token?user_id=user_alice')\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_key_file_is_created_0600_then_shared() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.der");
+        let first = standin_from_key_file(&path).expect("generate");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let second = standin_from_key_file(&path).expect("load");
+        assert_eq!(first.kid(), second.kid());
+        assert_eq!(first.public_key_pem(), second.public_key_pem());
+    }
+
+    #[test]
+    fn dev_key_file_with_garbage_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.der");
+        std::fs::write(&path, b"junk").expect("write");
+        assert!(standin_from_key_file(&path).is_err());
+    }
 }

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
 use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
@@ -69,6 +69,26 @@ impl SigningKey {
             kid: format!("ins_{}", random_hex(14)),
             pair,
         }
+    }
+
+    /// Loads a key from PKCS#8 DER; the kid is derived from the public key
+    /// (`ins_` + first 16 hex digits of SHA-256 of the modulus), so every
+    /// instance built from the same key publishes the same kid.
+    fn from_pkcs8(pkcs8_der: &[u8]) -> Result<Self, aws_lc_rs::error::KeyRejected> {
+        let pair = KeyPair::from_pkcs8(pkcs8_der)?;
+        let modulus = pair
+            .public_key()
+            .modulus()
+            .big_endian_without_leading_zero();
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, modulus);
+        let hex: String = hash.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok(Self {
+            kid: format!("ins_{hex}"),
+            pair,
+        })
     }
 
     fn sign(&self, message: &[u8]) -> Vec<u8> {
@@ -201,6 +221,41 @@ impl ClerkStandIn {
         Self {
             inner: Arc::new(inner),
         }
+    }
+
+    /// An instance whose signing key is loaded from PKCS#8 DER (see
+    /// [`private_key_pkcs8`](Self::private_key_pkcs8)); the kid is derived
+    /// from the public key, so several processes sharing the key file mint
+    /// tokens each other's verifiers accept. The secret key stays random.
+    pub fn from_pkcs8(
+        pkcs8_der: &[u8],
+        issuer: &str,
+    ) -> Result<Self, aws_lc_rs::error::KeyRejected> {
+        let key = SigningKey::from_pkcs8(pkcs8_der)?;
+        let state = State {
+            keys: vec![KeyEntry::new(key)],
+            ..State::default()
+        };
+        let inner = Inner {
+            issuer: issuer.to_owned(),
+            secret_key: format!("sk_test_stand_in_{}", random_hex(16)),
+            state: Mutex::new(state),
+            ..Inner::default()
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The current signing key as PKCS#8 v1 DER (secret material: dev and
+    /// tests only), loadable with [`from_pkcs8`](Self::from_pkcs8).
+    pub fn private_key_pkcs8(&self) -> Vec<u8> {
+        let der: Pkcs8V1Der<'static> = self
+            .signing_key()
+            .pair
+            .as_der()
+            .expect("PKCS#8 encoding failed");
+        der.as_ref().to_vec()
     }
 
     /// The `iss` claim of minted tokens.

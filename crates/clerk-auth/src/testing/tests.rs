@@ -365,3 +365,56 @@ async fn clients_verify_reports_registry_status() {
         .body("{");
     assert_eq!(bad_body.send().await.unwrap().status(), 400);
 }
+
+#[test]
+fn pkcs8_round_trip_gives_same_kid_and_jwks() {
+    let a = ClerkStandIn::new();
+    let der = a.private_key_pkcs8();
+    let b = ClerkStandIn::from_pkcs8(&der, DEFAULT_ISSUER).expect("load pkcs8");
+    let c = ClerkStandIn::from_pkcs8(&der, DEFAULT_ISSUER).expect("load pkcs8");
+    // The kid is derived from the public key, so loaded instances agree.
+    assert_eq!(b.kid(), c.kid());
+    assert!(
+        b.kid().starts_with("ins_") && b.kid().len() == 4 + 16,
+        "{}",
+        b.kid()
+    );
+    assert_eq!(b.jwks_document(), c.jwks_document());
+    assert_eq!(a.public_key_pem(), b.public_key_pem());
+    assert_eq!(b.private_key_pkcs8(), der);
+    // Secret keys stay per instance.
+    assert_ne!(b.secret_key(), c.secret_key());
+}
+
+#[test]
+fn pkcs8_rejects_garbage() {
+    assert!(ClerkStandIn::from_pkcs8(b"not a key", DEFAULT_ISSUER).is_err());
+}
+
+#[tokio::test]
+async fn token_minted_by_one_pkcs8_instance_verifies_against_another() {
+    let der = ClerkStandIn::new().private_key_pkcs8();
+    let minter = ClerkStandIn::from_pkcs8(&der, DEFAULT_ISSUER).expect("load pkcs8");
+    let other = ClerkStandIn::from_pkcs8(&der, DEFAULT_ISSUER).expect("load pkcs8");
+    let token = minter.token("user_2alice").sign();
+    assert!(other.minted_claims(&token).is_some());
+    assert!(ClerkStandIn::new().minted_claims(&token).is_none());
+
+    // The full JWKS verification path, keys fetched from the *other* instance.
+    let api_url = other.serve().await;
+    let verifier = crate::Verifier::new(
+        crate::KeySource::Jwks {
+            api_url,
+            secret_key: other.secret_key().into(),
+        },
+        crate::VerifierConfig {
+            issuer: Some(DEFAULT_ISSUER.to_owned()),
+            ..crate::VerifierConfig::default()
+        },
+    )
+    .expect("verifier");
+    let principal = verifier.verify(&token).await.expect("token verifies");
+    assert_eq!(principal.user_id, "user_2alice");
+    let stranger = ClerkStandIn::new().token("user_2alice").sign();
+    assert!(verifier.verify(&stranger).await.is_err());
+}

@@ -20,6 +20,12 @@
 //! version gaps seen by readers, acks, errors and lost acks of the writers,
 //! and with `--timeline` a per-second series of deliveries and worst latency.
 //!
+//! Several servers (`quire dev` processes sharing one PostgreSQL, one Redis via
+//! `QUIRE_REDIS_URL` and one `--dev-key-file`): `fanout --reader-urls A,B`
+//! spreads the readers round-robin over them while setup, tokens and writers
+//! use `--url`; `--server-pids P1,P2` reports RSS and CPU per server (the
+//! totals are their sums).
+//!
 //! The client needs one fd per socket: raise the soft limit in the shell
 //! (`ulimit -n $(ulimit -Hn)`); the binary checks it and refuses to start
 //! when it is too low.
@@ -139,6 +145,15 @@ struct FanoutArgs {
     /// Also print a per-second timeline of deliveries and worst latency.
     #[arg(long)]
     timeline: bool,
+    /// Servers the readers connect to, round-robin (comma list; default
+    /// `--url`). Setup, tokens and writers always use `--url`; the servers
+    /// must form one cluster (same database, Redis and `--dev-key-file`).
+    #[arg(long, value_delimiter = ',')]
+    reader_urls: Vec<String>,
+    /// Pids of all servers (comma list), for RSS and CPU per server; the
+    /// totals are summed over them. Overrides `--server-pid`.
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
 }
 
 fn main() -> Result<()> {
@@ -252,6 +267,8 @@ impl Errors {
 struct Setup {
     /// One WebSocket URL per notebook.
     ws_urls: Vec<String>,
+    /// The WebSocket base of `--url` (`ws://host:port`), the prefix of `ws_urls`.
+    ws_base: String,
     tokens: Vec<String>,
     per_user: usize,
     /// (cell id, cell version) of the first notebook's cells.
@@ -270,6 +287,28 @@ impl Setup {
     /// The WebSocket URL of socket number `k`'s notebook.
     fn ws_url_for(&self, k: usize) -> &str {
         &self.ws_urls[(k / self.per_user) % self.ws_urls.len()]
+    }
+
+    /// Socket `k`'s notebook URL on the server whose WebSocket base is `base`
+    /// (`None`: the `--url` server).
+    fn ws_url_on(&self, base: Option<&str>, k: usize) -> String {
+        let url = self.ws_url_for(k);
+        match base {
+            Some(base) => format!("{base}{}", &url[self.ws_base.len()..]),
+            None => url.to_string(),
+        }
+    }
+}
+
+/// `http://host:port` -> `ws://host:port` (https -> wss), without a trailing slash.
+fn ws_base_of(url: &str) -> Result<String> {
+    let base = url.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("http://") {
+        Ok(format!("ws://{rest}"))
+    } else if let Some(rest) = base.strip_prefix("https://") {
+        Ok(format!("wss://{rest}"))
+    } else {
+        bail!("{url}: server URLs must start with http:// or https://");
     }
 }
 
@@ -303,13 +342,7 @@ async fn setup(
     cell_bytes: usize,
 ) -> Result<Setup> {
     let base = common.url.trim_end_matches('/').to_string();
-    let ws_url = if let Some(rest) = base.strip_prefix("http://") {
-        format!("ws://{rest}")
-    } else if let Some(rest) = base.strip_prefix("https://") {
-        format!("wss://{rest}")
-    } else {
-        bail!("--url must start with http:// or https://");
-    };
+    let ws_url = ws_base_of(&base).context("--url")?;
     let per_user = common.sockets_per_user.max(1);
     let http = reqwest::Client::new();
     let lifetime = common.token_lifetime_secs;
@@ -390,6 +423,7 @@ async fn setup(
             .iter()
             .map(|id| format!("{ws_url}/api/v1/notebooks/{id}/ws"))
             .collect(),
+        ws_base: ws_url,
         tokens,
         per_user,
         cells,
@@ -400,10 +434,15 @@ async fn setup(
 
 /// Opens one socket with header auth and waits for `ready`.
 async fn connect(setup: &Setup, k: usize) -> Result<(Ws, Value), String> {
+    connect_on(setup, None, k).await
+}
+
+/// [`connect`] to the server with WebSocket base `server` (`None`: `--url`).
+async fn connect_on(setup: &Setup, server: Option<&str>, k: usize) -> Result<(Ws, Value), String> {
     let timeout = Duration::from_secs(setup.common.ready_timeout_secs);
     let attempt = async {
         let mut request = setup
-            .ws_url_for(k)
+            .ws_url_on(server, k)
             .into_client_request()
             .map_err(|e| format!("request: {e}"))?;
         let bearer = HeaderValue::from_str(&format!("Bearer {}", setup.token_for(k)))
@@ -485,6 +524,14 @@ async fn wait_for(
 
 fn rss_line(pid: Option<u32>) -> Option<u64> {
     pid.and_then(rss_kib)
+}
+
+/// Sum of `f(pid)` over `pids`; `None` when there are none or any is unreadable.
+fn sum_over<T: std::iter::Sum<T>>(pids: &[u32], f: impl Fn(u32) -> Option<T>) -> Option<T> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| f(*p)).sum()
 }
 
 fn fmt_kib(v: Option<u64>) -> String {
@@ -894,10 +941,34 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     }
     check_nofile(n + w)?;
     let common = &args.common;
+    // Servers the readers use, round-robin; `None` is the `--url` server.
+    let reader_servers: Vec<Option<String>> = if args.reader_urls.is_empty() {
+        vec![None]
+    } else {
+        args.reader_urls
+            .iter()
+            .map(|u| ws_base_of(u).map(Some))
+            .collect::<Result<_>>()
+            .context("--reader-urls")?
+    };
+    let reader_labels: Vec<String> = if args.reader_urls.is_empty() {
+        vec![common.url.clone()]
+    } else {
+        args.reader_urls.clone()
+    };
+    let servers = reader_servers.len();
+    let pids: Vec<u32> = if args.server_pids.is_empty() {
+        common.server_pid.into_iter().collect()
+    } else {
+        args.server_pids.clone()
+    };
+    let rss_each = || pids.iter().map(|p| rss_kib(*p)).collect::<Vec<_>>();
+    let cpu_each = || pids.iter().map(|p| cpu_secs(*p)).collect::<Vec<_>>();
     eprintln!("load average at start: {}", loadavg());
     let setup = Arc::new(setup(common, n + w, w, 1, 0).await?);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = rss_line(common.server_pid);
+    let rss_before_each = rss_each();
+    let rss_before = sum_over(&pids, rss_kib);
 
     // Readers: connect with bounded concurrency, then read until cancelled.
     let errors = Errors::default();
@@ -908,8 +979,13 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     let gate = Arc::new(Semaphore::new(common.concurrency.max(1)));
     let seconds = (args.secs + args.drain_secs + 5) as usize;
     let progress: Vec<Arc<AtomicI64>> = (0..n).map(|_| Arc::new(AtomicI64::new(-1))).collect();
+    let ready_on: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..servers).map(|_| AtomicUsize::new(0)).collect());
     let mut readers = Vec::with_capacity(n);
     for (k, progress) in progress.iter().enumerate() {
+        let server_idx = k % servers;
+        let server = reader_servers[server_idx].clone();
+        let ready_on = ready_on.clone();
         let (setup, errors, ready, failed, cancel, gate, start_us, progress) = (
             setup.clone(),
             errors.clone(),
@@ -922,7 +998,7 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         );
         readers.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await.expect("semaphore open");
-            let (ws, ready_msg) = match connect(&setup, k).await {
+            let (ws, ready_msg) = match connect_on(&setup, server.as_deref(), k).await {
                 Ok(x) => x,
                 Err(e) => {
                     errors.add(e);
@@ -933,8 +1009,12 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
             drop(permit);
             let version = ready_msg["version"].as_i64().unwrap_or(0);
             progress.store(version, Ordering::Relaxed);
+            ready_on[server_idx].fetch_add(1, Ordering::Relaxed);
             ready.fetch_add(1, Ordering::Relaxed);
-            Some(read_ops(ws, version, progress, start_us, seconds, cancel, errors).await)
+            Some((
+                server_idx,
+                read_ops(ws, version, progress, start_us, seconds, cancel, errors).await,
+            ))
         }));
     }
     let limit = Duration::from_secs(common.ready_timeout_secs + n as u64 / 50 + 30);
@@ -969,7 +1049,8 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     let start_version = writer_sockets.iter().map(|s| s.3).max().unwrap_or(0);
     // Presence of the join settles (coalesced every 250 ms).
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_connected = rss_line(common.server_pid);
+    let rss_connected_each = rss_each();
+    let rss_connected = sum_over(&pids, rss_kib);
     let load_connected = loadavg();
 
     // Go: each writer sends every w/R seconds, staggered so the total is even.
@@ -977,10 +1058,8 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     let go = Instant::now() + Duration::from_millis(200);
     let end = go + Duration::from_secs(args.secs);
     start_us.store(now_micros() + 200_000, Ordering::Relaxed);
-    let cpu_start = (
-        common.server_pid.and_then(cpu_secs),
-        cpu_secs(std::process::id()),
-    );
+    let cpu_start_each = cpu_each();
+    let cpu_start = (sum_over(&pids, cpu_secs), cpu_secs(std::process::id()));
     let live = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut writers = Vec::with_capacity(w);
     for (i, (ws, cell_id, base, _)) in writer_sockets.into_iter().enumerate() {
@@ -1029,10 +1108,8 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
     }
     let sending_done = Instant::now();
     monitor.abort();
-    let cpu_end = (
-        common.server_pid.and_then(cpu_secs),
-        cpu_secs(std::process::id()),
-    );
+    let cpu_end_each = cpu_each();
+    let cpu_end = (sum_over(&pids, cpu_secs), cpu_secs(std::process::id()));
     let window_secs = (sending_done - go).as_secs_f64();
     let final_version = wstats
         .iter()
@@ -1057,16 +1134,31 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let rss_end = rss_line(common.server_pid);
+    let rss_end_each = rss_each();
+    let rss_end = sum_over(&pids, rss_kib);
     let load_end = loadavg();
     let client_rss = rss_kib(std::process::id());
     cancel.cancel();
     let mut rstats = Vec::with_capacity(n);
+    let mut rserver = Vec::with_capacity(n);
     for t in readers {
-        if let Some(s) = t.await? {
+        if let Some((server_idx, s)) = t.await? {
+            rserver.push(server_idx);
             rstats.push(s);
         }
     }
+    // Per reader server (only reported with several): deliveries and latency.
+    let per_server: Vec<(u64, Vec<u32>)> = (0..servers)
+        .map(|i| {
+            let mine = rstats.iter().zip(&rserver).filter(|(_, s)| **s == i);
+            let deliveries = mine.clone().map(|(r, _)| r.deliveries).sum();
+            let mut lat: Vec<u32> = mine
+                .flat_map(|(r, _)| r.latencies_us.iter().copied())
+                .collect();
+            lat.sort_unstable();
+            (deliveries, lat)
+        })
+        .collect();
 
     // ------------------------------------------------------------ report
     let sent: u64 = wstats.iter().map(|s| s.sent).sum();
@@ -1193,6 +1285,30 @@ async fn fanout(args: FanoutArgs) -> Result<()> {
         cpu_pct(cpu_start.0, cpu_end.0),
         cpu_pct(cpu_start.1, cpu_end.1)
     );
+    if servers > 1 {
+        for (i, label) in reader_labels.iter().enumerate() {
+            let assigned = (0..n).filter(|k| k % servers == i).count();
+            let (deliveries, lat) = &per_server[i];
+            println!(
+                "readers on {label}: {}/{assigned} ready, {deliveries} deliveries, latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                ready_on[i].load(Ordering::Relaxed),
+                pct_ms(lat, 0.50),
+                pct_ms(lat, 0.99),
+                pct_ms(lat, 1.0)
+            );
+        }
+    }
+    if pids.len() > 1 {
+        for (i, pid) in pids.iter().enumerate() {
+            println!(
+                "server pid {pid}: RSS before {}, connected {}, end {}; CPU while sending {}",
+                fmt_kib(rss_before_each[i]),
+                fmt_kib(rss_connected_each[i]),
+                fmt_kib(rss_end_each[i]),
+                cpu_pct(cpu_start_each[i], cpu_end_each[i])
+            );
+        }
+    }
     println!("load average:             {load_connected} (connected), {load_end} (end)");
     Ok(())
 }
