@@ -229,6 +229,8 @@ impl AppState {
             Control::Deleted { notebook } => self.local_notebook_deleted(notebook),
             Control::SessionRevoked { session_id } => self.local_revoke_session(&session_id),
             Control::UserRevoked { user } => self.local_revoke_user(&user),
+            // Handled by the relay directly (it needs the sender's identity).
+            Control::Presence { .. } => {}
         }
     }
 

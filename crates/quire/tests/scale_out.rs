@@ -265,3 +265,63 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
     drop((a, b));
     db.drop_it().await;
 }
+
+/// Presence lists who has the notebook open on every process, not just this one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_spans_processes() {
+    let Some((pg, redis)) = env_urls() else { return };
+    let db = Database::create(&pg).await;
+    let standin = ClerkStandIn::new();
+    let a = Server::start(&db.url, &redis, &standin);
+    let b = Server::start(&db.url, &redis, &standin);
+    let http = reqwest::Client::new();
+    let owner = standin.token("user_pa").lifetime(3600).sign();
+    let guest = standin.token("user_pb").lifetime(3600).sign();
+    let created: Value = http
+        .post(format!("{}/api/v1/notebooks", a.base))
+        .bearer_auth(&owner)
+        .json(&json!({"title": "presence"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let shared = http
+        .put(format!("{}/api/v1/notebooks/{id}/members/user_pb", a.base))
+        .bearer_auth(&owner)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .expect("share");
+    assert_eq!(shared.status(), 200);
+
+    let mut on_a = open_any(&a.base, &id, &owner).await;
+    let _on_b = open_any(&b.base, &id, &guest).await;
+    // The socket on A must come to see both users, each with their role.
+    let both = loop {
+        let msg = tokio::time::timeout(GUARD, on_a.next()).await.expect("presence in time").expect("open").expect("frame");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == "presence" && v["users"].as_array().is_some_and(|u| u.len() == 2) {
+                break v;
+            }
+        }
+    };
+    assert_eq!(both["users"][0]["user_id"], "user_pa");
+    assert_eq!(both["users"][0]["role"], "owner");
+    assert_eq!(both["users"][1]["user_id"], "user_pb");
+    assert_eq!(both["users"][1]["role"], "viewer");
+    drop((a, b));
+    db.drop_it().await;
+}
+
+async fn open_any(base: &str, id: &str, token: &str) -> Socket {
+    let url = format!("{}/api/v1/notebooks/{id}/ws", base.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("request");
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().expect("header"));
+    tokio_tungstenite::connect_async(request).await.expect("upgrade").0
+}

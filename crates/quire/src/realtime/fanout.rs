@@ -23,6 +23,7 @@ use fred::types::Builder;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use super::hub::{PresenceEntry, PRESENCE_REPUBLISH};
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Committed;
 use crate::AppState;
@@ -41,6 +42,8 @@ pub enum Control {
     Deleted { notebook: NotebookId },
     SessionRevoked { session_id: String },
     UserRevoked { user: UserId },
+    /// Who has the notebook open on the sending process.
+    Presence { notebook: NotebookId, users: Vec<PresenceEntry> },
 }
 
 #[derive(Serialize)]
@@ -124,6 +127,10 @@ impl Fanout {
 
     /// Relays other processes' messages to `state` until shutdown.
     pub fn spawn_relay(&self, state: AppState) {
+        let publisher = self.clone();
+        state.hub().set_presence_sink(Box::new(move |notebook, users| {
+            publisher.publish_control(&Control::Presence { notebook, users });
+        }));
         let fanout = self.clone();
         let tasks = state.hub().tasks().clone();
         tasks.spawn(async move { fanout.relay(state).await });
@@ -147,9 +154,11 @@ impl Fanout {
         } else {
             tracing::warn!("Redis is not reachable: serving degraded until it is");
         }
+        let mut republish = tokio::time::interval(PRESENCE_REPUBLISH);
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = republish.tick() => state.hub().republish_presence(),
                 message = messages.recv() => match message {
                     Ok(m) => self.on_message(&state, m.channel.to_string(), m.value.as_str().map(|s| s.to_string())).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -186,6 +195,9 @@ impl Fanout {
         } else if channel == CONTROL_CHANNEL {
             match serde_json::from_str::<Envelope<Control>>(&payload) {
                 Ok(e) if e.origin == self.inner.origin => {}
+                Ok(Envelope { origin, body: Control::Presence { notebook, users } }) => {
+                    state.hub().remote_presence(&origin, notebook, users)
+                }
                 Ok(e) => state.remote_control(e.body),
                 Err(e) => tracing::warn!(error = %e, "unreadable fan-out control message"),
             }

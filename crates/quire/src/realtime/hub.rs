@@ -111,6 +111,7 @@ struct HubInner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     limits: RealtimeLimits,
+    presence_sink: std::sync::OnceLock<PresenceSink>,
 }
 
 /// One notebook's live state.
@@ -139,11 +140,32 @@ fn op_event(committed: &Committed) -> RoomEvent {
 
 #[derive(Default)]
 struct Presence {
-    /// user id -> (role, open sockets); BTreeMap keeps the list sorted.
+    /// user id -> (role, open sockets) on this process; BTreeMap keeps it sorted.
     users: BTreeMap<UserId, (Role, usize)>,
+    /// What other processes reported, by process, with when they said it.
+    remote: HashMap<String, (Instant, Vec<PresenceEntry>)>,
+    /// The local set changed since it was last told to other processes.
+    local_changed: bool,
     scheduled: bool,
     last_sent: Option<Instant>,
 }
+
+/// One user's line in a presence list (also what processes tell each other).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PresenceEntry {
+    pub user_id: UserId,
+    pub role: Role,
+    pub connections: usize,
+}
+
+/// Another process's report counts until it is this old (they repeat theirs
+/// every [`PRESENCE_REPUBLISH`]); a process that died drops out by itself.
+const REMOTE_PRESENCE_TTL: Duration = Duration::from_secs(25);
+/// How often each process repeats its presence for other processes.
+pub const PRESENCE_REPUBLISH: Duration = Duration::from_secs(10);
+
+/// Where a room's local presence goes when it changes (the fan-out).
+pub type PresenceSink = Box<dyn Fn(NotebookId, Vec<PresenceEntry>) + Send + Sync>;
 
 impl Hub {
     pub fn new(limits: RealtimeLimits) -> Hub {
@@ -157,6 +179,7 @@ impl Hub {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 limits,
+                presence_sink: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -288,6 +311,38 @@ impl Hub {
         let _ = self.inner.global.send(Arc::new(GlobalEvent::UserRevoked(user.clone())));
     }
 
+    /// Sends every local presence change to other processes from now on.
+    pub fn set_presence_sink(&self, sink: PresenceSink) {
+        let _ = self.inner.presence_sink.set(sink);
+    }
+
+    /// Another process's presence for a notebook (empty: nobody there now).
+    pub fn remote_presence(&self, origin: &str, id: NotebookId, users: Vec<PresenceEntry>) {
+        let Some(room) = self.room(id) else { return };
+        {
+            let mut p = room.presence.lock().unwrap_or_else(|e| e.into_inner());
+            // A process we had not heard of yet here: tell it about us at once
+            // instead of at our next periodic repeat.
+            if p.remote.insert(origin.to_string(), (Instant::now(), users)).is_none() {
+                p.local_changed = true;
+            }
+        }
+        self.schedule_presence(&room);
+    }
+
+    /// Every open room's local presence, for the periodic repeat to other processes.
+    pub fn republish_presence(&self) {
+        let Some(sink) = self.inner.presence_sink.get() else { return };
+        let rooms: Vec<Arc<Room>> = {
+            let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            rooms.values().filter_map(Weak::upgrade).collect()
+        };
+        for room in rooms {
+            let local = room.local_presence();
+            sink(room.id, local);
+        }
+    }
+
     /// Reserves one of the user's connection slots, or `None` at the cap.
     pub fn reserve_user(&self, user: &UserId) -> Option<UserSlot> {
         let mut conns = self.inner.user_conns.lock().unwrap_or_else(|e| e.into_inner());
@@ -348,9 +403,14 @@ impl Hub {
                 .unwrap_or_default()
         };
         let room = room.clone();
+        let hub = self.clone();
         self.inner.tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            room.flush_presence();
+            if let Some(local) = room.flush_presence() {
+                if let Some(sink) = hub.inner.presence_sink.get() {
+                    sink(room.id, local);
+                }
+            }
         });
     }
 }
@@ -376,6 +436,7 @@ impl Room {
 
     fn add_presence(&self, user: &UserId, role: Role) {
         let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        p.local_changed = true;
         let entry = p.users.entry(user.clone()).or_insert((role, 0));
         entry.0 = role;
         entry.1 += 1;
@@ -383,6 +444,7 @@ impl Room {
 
     fn remove_presence(&self, user: &UserId) {
         let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        p.local_changed = true;
         if let Some(entry) = p.users.get_mut(user) {
             entry.1 -= 1;
             if entry.1 == 0 {
@@ -393,25 +455,58 @@ impl Room {
 
     fn set_presence_role(&self, user: &UserId, role: Role) {
         let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        p.local_changed = true;
+        for (_, users) in p.remote.values_mut() {
+            for entry in users.iter_mut().filter(|e| e.user_id == *user) {
+                entry.role = role;
+            }
+        }
         if let Some(entry) = p.users.get_mut(user) {
             entry.0 = role;
         }
     }
 
-    fn flush_presence(&self) {
-        let text = {
+    fn local_presence(&self) -> Vec<PresenceEntry> {
+        let p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        local_entries(&p)
+    }
+
+    /// Sends the merged presence (this process and live reports from the
+    /// others) to the room; returns the local part when it changed, for the
+    /// other processes.
+    fn flush_presence(&self) -> Option<Vec<PresenceEntry>> {
+        let (text, changed) = {
             let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
             p.scheduled = false;
             p.last_sent = Some(Instant::now());
-            let users: Vec<_> = p
-                .users
-                .iter()
-                .map(|(user, (role, n))| json!({"user_id": user.as_str(), "role": role, "connections": n}))
-                .collect();
-            json!({"type": "presence", "users": users}).to_string()
+            p.remote.retain(|_, (at, _)| at.elapsed() < REMOTE_PRESENCE_TTL);
+            let local = local_entries(&p);
+            let mut merged: BTreeMap<UserId, PresenceEntry> = BTreeMap::new();
+            for entry in local.iter().chain(p.remote.values().flat_map(|(_, users)| users)) {
+                merged
+                    .entry(entry.user_id.clone())
+                    .and_modify(|e| e.connections += entry.connections)
+                    .or_insert_with(|| entry.clone());
+            }
+            let users: Vec<&PresenceEntry> = merged.values().collect();
+            let text = json!({"type": "presence", "users": users}).to_string();
+            let changed = std::mem::take(&mut p.local_changed).then_some(local);
+            (text, changed)
         };
         self.send(RoomEvent::Presence(text.into()));
+        changed
     }
+}
+
+fn local_entries(p: &Presence) -> Vec<PresenceEntry> {
+    p.users
+        .iter()
+        .map(|(user, (role, n))| PresenceEntry {
+            user_id: user.clone(),
+            role: *role,
+            connections: *n,
+        })
+        .collect()
 }
 
 /// A socket's place in a room; leaving (drop) updates presence.
@@ -436,9 +531,9 @@ impl Seat {
 impl Drop for Seat {
     fn drop(&mut self) {
         self.room.remove_presence(&self.user);
-        if self.room.tx.receiver_count() > 1 || Arc::strong_count(&self.room) > 1 {
-            self.hub.schedule_presence(&self.room);
-        }
+        // Also when this was the last socket: other processes must hear that
+        // nobody is here any more.
+        self.hub.schedule_presence(&self.room);
     }
 }
 
