@@ -208,8 +208,13 @@ impl ClerkStandIn {
 
     /// A fresh instance whose tokens carry `issuer` as `iss` (the Frontend API URL).
     pub fn with_issuer(issuer: &str) -> Self {
+        Self::with_key(SigningKey::generate(), issuer)
+    }
+
+    /// An instance signing with `key`; the Backend API secret key is random.
+    fn with_key(key: SigningKey, issuer: &str) -> Self {
         let state = State {
-            keys: vec![KeyEntry::new(SigningKey::generate())],
+            keys: vec![KeyEntry::new(key)],
             ..State::default()
         };
         let inner = Inner {
@@ -231,20 +236,7 @@ impl ClerkStandIn {
         pkcs8_der: &[u8],
         issuer: &str,
     ) -> Result<Self, aws_lc_rs::error::KeyRejected> {
-        let key = SigningKey::from_pkcs8(pkcs8_der)?;
-        let state = State {
-            keys: vec![KeyEntry::new(key)],
-            ..State::default()
-        };
-        let inner = Inner {
-            issuer: issuer.to_owned(),
-            secret_key: format!("sk_test_stand_in_{}", random_hex(16)),
-            state: Mutex::new(state),
-            ..Inner::default()
-        };
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok(Self::with_key(SigningKey::from_pkcs8(pkcs8_der)?, issuer))
     }
 
     /// The current signing key as PKCS#8 v1 DER (secret material: dev and
