@@ -235,8 +235,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The banner on stdout. Written without `println!`: a closed stdout (a
+/// supervisor that stopped reading) must not take the server down.
 fn print_banner(local: &SocketAddr, database_url: &str) {
-    println!(
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stdout(),
         "\nquire dev is running at http://{local}/  (database {database_url}, stand-in Clerk under /__dev)\n\
          Try it:\n  \
          TOKEN=$(curl -s 'http://{local}/__dev/token?user_id=user_alice')\n  \

@@ -35,6 +35,8 @@ impl Server {
                 break url.trim_end_matches('/').to_string();
             }
         };
+        // Keep reading its output so the server never writes into a closed pipe.
+        std::thread::spawn(move || for _ in lines {});
         Server { child, base }
     }
 
