@@ -3,9 +3,13 @@
 //! The library holds everything; `main.rs` only parses the command line.
 //! [`serve`] takes a bound listener so tests run the whole server on port 0.
 //!
-//! Layout: [`config`] (typed settings), [`store`] (SQLite behind the `Store`
-//! trait), [`notebook`] (the domain and its single change path), [`api`]
-//! (REST), [`dev`] (`quire dev`: a local Clerk stand-in).
+//! Layout: [`config`] (typed settings), [`state`] (what handlers share, and
+//! the single change path `AppState::apply`), [`auth`] (verify + revocation),
+//! [`store`] (SQLite and PostgreSQL behind the `Store` trait), [`cache`]
+//! (notebook snapshots for reads), [`notebook`] (the domain, its ops, .ipynb),
+//! [`api`] (REST, the WebSocket upgrade, webhooks), [`realtime`] (rooms,
+//! sockets, Redis fan-out), [`web`] (the browser app), [`dev`] (`quire dev`
+//! with a local Clerk stand-in).
 
 pub mod api;
 pub mod auth;
