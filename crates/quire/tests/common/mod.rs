@@ -9,21 +9,19 @@
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+mod server;
+
 use std::time::Duration;
 
 use clerk_auth::config::JwksOptions;
 use clerk_auth::testing::ClerkStandIn;
-use clerk_auth::{KeySource, Verifier, VerifierConfig};
-use quire::config::{AuthSettings, AuthStrategy, Config, LimitArgs};
+use clerk_auth::KeySource;
+use quire::config::LimitArgs;
 use quire::realtime::hub::RealtimeLimits;
-use quire::state::{open_store, StateParts};
-use quire::AppState;
 use reqwest::header::HeaderMap;
 use reqwest::Method;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::net::TcpListener;
 
 /// The origin whose `__session` cookie the test server accepts.
 pub const ALLOWED_ORIGIN: &str = "http://app.test";
@@ -97,46 +95,21 @@ async fn spawn(
     key_source: KeySource,
     jwks: JwksOptions,
 ) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}/quire.db?mode=rwc", dir.path().display());
-    let verifier_config = VerifierConfig {
-        issuer: Some(standin.issuer()),
-        jwks,
-        ..VerifierConfig::default()
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr: SocketAddr = listener.local_addr().expect("local addr");
-    let config = Config {
+    let server::Built {
+        listener,
         addr,
-        database_url,
-        redis_url: None,
-        allowed_origins: vec![ALLOWED_ORIGIN.into()],
+        state,
+        dir,
+    } = server::build(server::Setup {
+        key_source,
+        issuer: standin.issuer(),
+        jwks,
         limits,
-        auth: AuthSettings {
-            strategy: AuthStrategy::Networkless,
-            key_source: key_source.clone(),
-            api_url: match &key_source {
-                KeySource::Jwks { api_url, .. } => api_url.clone(),
-                _ => "http://127.0.0.1:9".into(),
-            },
-            secret_key: None,
-            verifier: verifier_config.clone(),
-            webhook_secret: Some(WEBHOOK_SECRET.to_string().into()),
-            publishable_key: None,
-        },
-        dev: false,
-    };
-    let store = open_store(&config).await.expect("open store");
-    let verifier = Verifier::new(key_source, verifier_config).expect("verifier");
-    let state = AppState::new(StateParts {
-        config,
-        store,
-        verifier,
         realtime: RealtimeLimits::default(),
-        fanout: None,
-        dev_routes: None,
+        allowed_origin: ALLOWED_ORIGIN,
+        webhook_secret: Some(WEBHOOK_SECRET.to_string()),
     })
-    .expect("state");
+    .await;
     tokio::spawn(quire::serve(listener, state, std::future::pending()));
     TestApp {
         base: format!("http://{addr}"),

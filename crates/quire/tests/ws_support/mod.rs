@@ -10,19 +10,20 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/server.rs"]
+mod server;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clerk_auth::testing::ClerkStandIn;
-use clerk_auth::{KeySource, Verifier, VerifierConfig};
+use clerk_auth::KeySource;
 use futures::{SinkExt, StreamExt};
-use quire::config::{AuthSettings, AuthStrategy, Config, LimitArgs};
+use quire::config::LimitArgs;
 use quire::realtime::hub::RealtimeLimits;
-use quire::state::{open_store, StateParts};
-use quire::AppState;
 use serde_json::{json, Value};
 use tempfile::TempDir;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -65,8 +66,6 @@ pub async fn spawn() -> WsApp {
 
 /// Starts a server with the given socket limits (and REST limits).
 pub async fn spawn_with(options: Options) -> WsApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = format!("sqlite://{}/quire.db?mode=rwc", dir.path().display());
     let standin = ClerkStandIn::new();
     let key_source = if options.unreachable_keys {
         KeySource::Jwks {
@@ -76,40 +75,21 @@ pub async fn spawn_with(options: Options) -> WsApp {
     } else {
         KeySource::Pem(standin.public_key_pem())
     };
-    let verifier_config = VerifierConfig {
-        issuer: Some(standin.issuer()),
-        ..VerifierConfig::default()
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local addr");
-    let config = Config {
+    let server::Built {
+        listener,
         addr,
-        database_url,
-        redis_url: None,
-        allowed_origins: vec![ALLOWED_ORIGIN.into()],
+        state,
+        dir,
+    } = server::build(server::Setup {
+        key_source,
+        issuer: standin.issuer(),
+        jwks: Default::default(),
         limits: options.limits,
-        auth: AuthSettings {
-            strategy: AuthStrategy::Networkless,
-            key_source: key_source.clone(),
-            api_url: "http://127.0.0.1:9".into(),
-            secret_key: None,
-            verifier: verifier_config.clone(),
-            webhook_secret: None,
-            publishable_key: None,
-        },
-        dev: false,
-    };
-    let store = open_store(&config).await.expect("open store");
-    let verifier = Verifier::new(key_source, verifier_config).expect("verifier");
-    let state = AppState::new(StateParts {
-        config,
-        store,
-        verifier,
         realtime: options.realtime,
-        fanout: None,
-        dev_routes: None,
+        allowed_origin: ALLOWED_ORIGIN,
+        webhook_secret: None,
     })
-    .expect("state");
+    .await;
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(quire::serve(listener, state, async move {
         let _ = rx.await;

@@ -1,0 +1,87 @@
+//! Builds the whole server as `quire serve` assembles it, for black-box
+//! tests: a fresh SQLite file, a verifier for the given key source, the given
+//! limits, bound to 127.0.0.1:0. Shared by the REST harness (`common`) and the
+//! WebSocket harness (`ws_support`), which differ only in how they run it.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use clerk_auth::config::JwksOptions;
+use clerk_auth::{KeySource, Verifier, VerifierConfig};
+use quire::config::{AuthSettings, AuthStrategy, Config, LimitArgs};
+use quire::realtime::hub::RealtimeLimits;
+use quire::state::{open_store, StateParts};
+use quire::AppState;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+/// What a harness chooses about the server.
+pub struct Setup {
+    pub key_source: KeySource,
+    pub issuer: String,
+    pub jwks: JwksOptions,
+    pub limits: LimitArgs,
+    pub realtime: RealtimeLimits,
+    pub allowed_origin: &'static str,
+    pub webhook_secret: Option<String>,
+}
+
+/// A server ready to be served: its listener, state and database directory.
+pub struct Built {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    pub state: AppState,
+    /// Keeps the database directory alive as long as the server.
+    pub dir: TempDir,
+}
+
+pub async fn build(setup: Setup) -> Built {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}/quire.db?mode=rwc", dir.path().display());
+    let verifier_config = VerifierConfig {
+        issuer: Some(setup.issuer),
+        jwks: setup.jwks,
+        ..VerifierConfig::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    let api_url = match &setup.key_source {
+        KeySource::Jwks { api_url, .. } | KeySource::ClientsVerify { api_url, .. } => api_url.clone(),
+        KeySource::Pem(_) => "http://127.0.0.1:9".into(),
+    };
+    let config = Config {
+        addr,
+        database_url,
+        redis_url: None,
+        allowed_origins: vec![setup.allowed_origin.into()],
+        limits: setup.limits,
+        auth: AuthSettings {
+            strategy: AuthStrategy::Networkless,
+            key_source: setup.key_source.clone(),
+            api_url,
+            secret_key: None,
+            verifier: verifier_config.clone(),
+            webhook_secret: setup.webhook_secret.map(Into::into),
+            publishable_key: None,
+        },
+        dev: false,
+    };
+    let store = open_store(&config).await.expect("open store");
+    let verifier = Verifier::new(setup.key_source, verifier_config).expect("verifier");
+    let state = AppState::new(StateParts {
+        config,
+        store,
+        verifier,
+        realtime: setup.realtime,
+        fanout: None,
+        dev_routes: None,
+    })
+    .expect("state");
+    Built {
+        listener,
+        addr,
+        state,
+        dir,
+    }
+}
