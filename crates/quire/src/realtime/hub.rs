@@ -125,16 +125,9 @@ pub struct Room {
 
 /// The `op` message for a committed op, serialized once for every socket.
 fn op_event(committed: &Committed) -> RoomEvent {
-    let text = json!({
-        "type": "op",
-        "version": committed.version,
-        "author": committed.author.as_str(),
-        "op": committed.op,
-    })
-    .to_string();
     RoomEvent::Op {
         version: committed.version,
-        text: text.into(),
+        text: super::protocol::op(committed).into(),
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::notebook::model::{CellId, CellType};
-use crate::notebook::ops::{NewCell, Op};
+use crate::notebook::ops::{Committed, NewCell, Op};
 
 /// Close codes of DESIGN.md.
 pub mod close {
@@ -193,6 +193,18 @@ pub fn error(r#ref: Option<&str>, code: &str, message: &str, current: Option<Val
         v["current"] = current;
     }
     v.to_string()
+}
+
+/// `{"type":"op","version","author","op"}`: one committed op, the same
+/// bytes whether it is relayed live, replayed on resume or filled into a gap.
+pub fn op(committed: &Committed) -> String {
+    json!({
+        "type": "op",
+        "version": committed.version,
+        "author": committed.author.as_str(),
+        "op": committed.op,
+    })
+    .to_string()
 }
 
 /// `{"type":"ack","ref","version"}`: sent once the op is committed.
