@@ -54,6 +54,13 @@ impl Revocations {
     }
 }
 
+/// Logs an auth failure once, at info, with its precise reason (never the
+/// token; the request id comes from the enclosing span), and counts it.
+pub fn record_failure(e: &AuthError) {
+    tracing::info!(reason = e.reason(), detail = %e, "authentication failed");
+    metrics::counter!("auth_failures_total", "reason" => e.reason()).increment(1);
+}
+
 impl crate::AppState {
     /// THE verification call: signature and claims (clerk-auth), then revocation.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {

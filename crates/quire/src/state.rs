@@ -124,13 +124,17 @@ impl AppState {
     /// close 4404), their memberships go, their tokens are refused and their
     /// own sockets close (4401).
     pub async fn delete_user(&self, user: &UserId) -> Result<(), ApiError> {
-        self.local_revoke_user(user);
-        self.broadcast(Control::UserRevoked { user: user.clone() });
+        // Refuse their tokens and close their sockets here at once ...
+        self.revocations().revoke_user(user.as_str());
+        self.hub().user_revoked(user);
         let deleted = self.store().delete_user(user).await?;
         for id in deleted {
             self.notebook_deleted(id);
         }
-        self.local_revoke_user(user);
+        // ... and tell the other processes only now, so that none re-caches
+        // a membership the deletion has just removed.
+        self.inner.reads.clear();
+        self.broadcast(Control::UserRevoked { user: user.clone() });
         Ok(())
     }
 

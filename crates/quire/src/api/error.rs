@@ -152,8 +152,7 @@ fn error_response(
 /// 401/503 with `WWW-Authenticate` / `Retry-After`; the reason is logged once.
 fn auth_response(e: &AuthError) -> Response {
     let code = e.public_code();
-    tracing::info!(reason = e.reason(), detail = %e, "authentication failed");
-    metrics::counter!("auth_failures_total", "reason" => e.reason()).increment(1);
+    crate::auth::record_failure(e);
     let (status, headers) = rejection_parts(code);
     let mut response = error_response(status, code.as_str(), code.message().into(), None);
     response.headers_mut().extend(headers);

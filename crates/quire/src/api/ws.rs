@@ -18,9 +18,9 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use super::extract::notebook_id;
-use crate::notebook::model::{NotebookId, UserId};
+use crate::notebook::model::NotebookId;
 use crate::realtime::protocol::Since;
-use crate::realtime::session::{self, Inbound, PreAuth};
+use crate::realtime::session::{self, Inbound, PreAuth, Refusal};
 use crate::AppState;
 
 /// Resume point with header auth: `?epoch=E&since=N`.
@@ -132,16 +132,12 @@ async fn header_auth(
 ) -> Result<PreAuth, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
     let principal = state.verify_token(token).await?;
-    let user = UserId::parse(&principal.user_id)
-        .map_err(|_| ApiError::Auth(AuthError::InvalidClaims("sub")))?;
-    let role = state.role_of(id, &user).await?;
-    let slot = state.hub().reserve_user(&user).ok_or(ApiError::TooManyConnections)?;
-    Ok(PreAuth {
-        principal,
-        user,
-        role,
-        slot,
-        since,
+    session::admit(state, id, principal, since).await.map_err(|refusal| match refusal {
+        Refusal::BadSubject => ApiError::Auth(AuthError::InvalidClaims("sub")),
+        Refusal::NoAccess => ApiError::Forbidden,
+        Refusal::NotFound => ApiError::NotFound,
+        Refusal::Unavailable(e) => e.into(),
+        Refusal::TooManyConnections => ApiError::TooManyConnections,
     })
 }
 

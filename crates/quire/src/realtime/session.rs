@@ -227,10 +227,10 @@ where
         Err(None) => return Err((close::PROTOCOL_ERROR, "not a JSON message")),
     };
     let principal = state.verify_token(&token).await.map_err(|e| {
-        log_auth_failure(&e);
+        crate::auth::record_failure(&e);
         auth_close(&e)
     })?;
-    authorize(state, id, principal, since).await
+    admit(state, id, principal, since).await.map_err(|r| r.close())
 }
 
 /// The next text frame (pings/pongs skipped); other frames end the wait.
@@ -253,32 +253,52 @@ where
     }
 }
 
-fn log_auth_failure(e: &AuthError) {
-    tracing::info!(reason = e.reason(), detail = %e, "socket authentication failed");
-    metrics::counter!("auth_failures_total", "reason" => e.reason()).increment(1);
+
+/// Why a verified caller may not have a socket on this notebook.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The token's `sub` is not a user id we accept.
+    BadSubject,
+    NoAccess,
+    NotFound,
+    /// The access check could not be made (store down).
+    Unavailable(crate::store::StoreError),
+    /// The user is at the per-user connection cap.
+    TooManyConnections,
 }
 
-/// Access check and connection slot for a verified principal.
-async fn authorize(
+impl Refusal {
+    /// The close for a socket authenticated by its first message.
+    fn close(&self) -> Closed {
+        match self {
+            Refusal::BadSubject => (close::UNAUTHENTICATED, "invalid token"),
+            Refusal::NoAccess => (close::FORBIDDEN, "no access to this notebook"),
+            Refusal::NotFound => (close::NOT_FOUND, "notebook not found"),
+            Refusal::Unavailable(e) => {
+                tracing::warn!(error = ?e, "socket access check failed");
+                (close::UNAVAILABLE, "store unavailable")
+            }
+            Refusal::TooManyConnections => (close::TOO_MANY, "too many connections for this user"),
+        }
+    }
+}
+
+/// Access check and connection slot for a verified principal: the same
+/// admission for header auth (refused as HTTP before the upgrade) and for
+/// first-message auth (refused with a close code).
+pub async fn admit(
     state: &AppState,
     id: NotebookId,
     principal: Principal,
     since: Option<Since>,
-) -> Result<PreAuth, Closed> {
-    let user = UserId::parse(&principal.user_id).map_err(|_| (close::UNAUTHENTICATED, "invalid token"))?;
-    let role = match state.store().role_of(id, &user).await {
-        Ok(Access::Role(role)) => role,
-        Ok(Access::NoAccess) => return Err((close::FORBIDDEN, "no access to this notebook")),
-        Ok(Access::NotFound) => return Err((close::NOT_FOUND, "notebook not found")),
-        Err(e) => {
-            tracing::warn!(error = ?e, "socket access check failed");
-            return Err((close::UNAVAILABLE, "store unavailable"));
-        }
+) -> Result<PreAuth, Refusal> {
+    let user = UserId::parse(&principal.user_id).map_err(|_| Refusal::BadSubject)?;
+    let role = match state.store().role_of(id, &user).await.map_err(Refusal::Unavailable)? {
+        Access::Role(role) => role,
+        Access::NoAccess => return Err(Refusal::NoAccess),
+        Access::NotFound => return Err(Refusal::NotFound),
     };
-    let slot = state
-        .hub()
-        .reserve_user(&user)
-        .ok_or((close::TOO_MANY, "too many connections for this user"))?;
+    let slot = state.hub().reserve_user(&user).ok_or(Refusal::TooManyConnections)?;
     Ok(PreAuth {
         principal,
         user,
@@ -399,8 +419,7 @@ impl Session {
         out.text(ready.to_string()).map_err(slow)?;
         self.delivered = since.version;
         for op in &ops {
-            let text = json!({"type": "op", "version": op.version, "author": op.author.as_str(), "op": op.op});
-            out.text(text.to_string()).map_err(slow)?;
+            out.text(protocol::op(op)).map_err(slow)?;
             self.delivered = op.version;
         }
         Ok(true)
@@ -496,12 +515,12 @@ impl Session {
             }
             Err(e) if e.public_code() == PublicCode::AuthUnavailable => {
                 // Not the user's fault: keep the socket until the old token runs out.
-                log_auth_failure(&e);
+                crate::auth::record_failure(&e);
                 out.text(protocol::error(None, "auth_unavailable", "could not verify the token now; retry", None))
                     .map_err(slow)
             }
             Err(e) => {
-                log_auth_failure(&e);
+                crate::auth::record_failure(&e);
                 Err(auth_close(&e))
             }
         }
@@ -582,8 +601,7 @@ impl Session {
             match missed {
                 Some(ops) => {
                     for op in ops.iter().filter(|op| op.version < version) {
-                        let t = json!({"type": "op", "version": op.version, "author": op.author.as_str(), "op": op.op});
-                        out.text(t.to_string()).map_err(slow)?;
+                        out.text(protocol::op(op)).map_err(slow)?;
                     }
                 }
                 // Cannot prove continuity: start the client over.
