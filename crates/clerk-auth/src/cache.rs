@@ -61,12 +61,21 @@ impl VerifiedCache {
     /// The principal of an identical token verified before and still valid at `now_ms`.
     pub fn get(&self, token: &str, now_ms: i64) -> Option<Principal> {
         let entry = self.cache.get(&self.key(token))?;
-        let valid = *entry.token == *token && now_ms < entry.valid_until_ms && now_ms >= entry.valid_from_ms;
+        let valid = *entry.token == *token
+            && now_ms < entry.valid_until_ms
+            && now_ms >= entry.valid_from_ms;
         valid.then(|| entry.principal.clone())
     }
 
     /// Remembers a token that just passed every check.
-    pub fn insert(&self, token: &str, principal: &Principal, valid_from_ms: i64, skew_ms: i64, now_ms: i64) {
+    pub fn insert(
+        &self,
+        token: &str,
+        principal: &Principal,
+        valid_from_ms: i64,
+        skew_ms: i64,
+        now_ms: i64,
+    ) {
         let valid_until_ms = principal.expires_at * 1000 + skew_ms;
         let left = Duration::from_millis((valid_until_ms - now_ms).max(0) as u64);
         let entry = Entry {

@@ -232,7 +232,11 @@ mod tests {
     fn permissions_as_clerk_computes_them() {
         assert_eq!(
             org_permissions("o:notebooks,o:billing", "manage,read", "3,2"),
-            ["org:notebooks:manage", "org:notebooks:read", "org:billing:read"]
+            [
+                "org:notebooks:manage",
+                "org:notebooks:read",
+                "org:billing:read"
+            ]
         );
         // User-scoped features are not org features and do not consume a mask.
         assert_eq!(

@@ -176,9 +176,15 @@ mod tests {
     #[test]
     fn issuer_from_keys() {
         let padded = format!("pk_test_{}", STANDARD.encode("clerk.example.com$"));
-        assert_eq!(issuer_from_publishable_key(&padded).unwrap(), "https://clerk.example.com");
+        assert_eq!(
+            issuer_from_publishable_key(&padded).unwrap(),
+            "https://clerk.example.com"
+        );
         let unpadded = format!("pk_live_{}", STANDARD_NO_PAD.encode("clerk.example.com$"));
-        assert_eq!(issuer_from_publishable_key(&unpadded).unwrap(), "https://clerk.example.com");
+        assert_eq!(
+            issuer_from_publishable_key(&unpadded).unwrap(),
+            "https://clerk.example.com"
+        );
         assert!(issuer_from_publishable_key("sk_test_abc").is_err());
         let no_dollar = format!("pk_test_{}", STANDARD.encode("clerk.example.com"));
         assert!(issuer_from_publishable_key(&no_dollar).is_err());

@@ -85,7 +85,8 @@ pub struct Authenticator {
 impl Authenticator {
     /// Finds and verifies the request's token.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token = request_token(&parts.headers, &self.allowed_origins).ok_or(AuthError::Missing)?;
+        let token =
+            request_token(&parts.headers, &self.allowed_origins).ok_or(AuthError::Missing)?;
         self.verifier.verify(token).await
     }
 }
@@ -162,10 +163,22 @@ mod tests {
     #[test]
     fn bearer_rules() {
         let allowed = vec!["https://app.example".to_string()];
-        assert_eq!(request_token(&headers(&[("authorization", "Bearer abc")]), &allowed), Some("abc"));
-        assert_eq!(request_token(&headers(&[("authorization", "bEaReR abc")]), &allowed), Some("abc"));
-        assert_eq!(request_token(&headers(&[("authorization", "Bearer ")]), &allowed), None);
-        assert_eq!(request_token(&headers(&[("authorization", "Basic abc")]), &allowed), None);
+        assert_eq!(
+            request_token(&headers(&[("authorization", "Bearer abc")]), &allowed),
+            Some("abc")
+        );
+        assert_eq!(
+            request_token(&headers(&[("authorization", "bEaReR abc")]), &allowed),
+            Some("abc")
+        );
+        assert_eq!(
+            request_token(&headers(&[("authorization", "Bearer ")]), &allowed),
+            None
+        );
+        assert_eq!(
+            request_token(&headers(&[("authorization", "Basic abc")]), &allowed),
+            None
+        );
         // Any Authorization header hides the cookie.
         let both = headers(&[
             ("authorization", "Basic x"),
@@ -178,13 +191,22 @@ mod tests {
     #[test]
     fn cookie_needs_allowed_origin() {
         let allowed = vec!["https://app.example".to_string()];
-        let ok = headers(&[("cookie", "a=1; __session=tok"), ("origin", "https://app.example")]);
+        let ok = headers(&[
+            ("cookie", "a=1; __session=tok"),
+            ("origin", "https://app.example"),
+        ]);
         assert_eq!(request_token(&ok, &allowed), Some("tok"));
-        let evil = headers(&[("cookie", "__session=tok"), ("origin", "https://evil.example")]);
+        let evil = headers(&[
+            ("cookie", "__session=tok"),
+            ("origin", "https://evil.example"),
+        ]);
         assert_eq!(request_token(&evil, &allowed), None);
         let none = headers(&[("cookie", "__session=tok")]);
         assert_eq!(request_token(&none, &allowed), None);
-        let referer = headers(&[("cookie", "__session=tok"), ("referer", "https://app.example/n/1?x")]);
+        let referer = headers(&[
+            ("cookie", "__session=tok"),
+            ("referer", "https://app.example/n/1?x"),
+        ]);
         assert_eq!(request_token(&referer, &allowed), Some("tok"));
     }
 }

@@ -145,9 +145,7 @@ impl JwksCache {
         let snap = self.snapshot.load();
         match snap.keys.get(kid) {
             Some(key) => Ok(key.clone()),
-            None if snap.keys.is_empty() => {
-                Err(AuthError::KeysUnavailable("no usable key".into()))
-            }
+            None if snap.keys.is_empty() => Err(AuthError::KeysUnavailable("no usable key".into())),
             None => Err(AuthError::UnknownKid),
         }
     }

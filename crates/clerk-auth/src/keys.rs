@@ -129,7 +129,10 @@ fn key_from_jwk(entry: serde_json::Value) -> Result<(String, Key), &'static str>
     if jwk.alg.as_deref().is_some_and(|a| a != "RS256") {
         return Err("key not for RS256");
     }
-    let kid = jwk.kid.filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN).ok_or("bad kid")?;
+    let kid = jwk
+        .kid
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KID_LEN)
+        .ok_or("bad kid")?;
     let n = JWK_B64.decode(jwk.n.ok_or("no n")?).map_err(|_| "bad n")?;
     let e = JWK_B64.decode(jwk.e.ok_or("no e")?).map_err(|_| "bad e")?;
     Ok((kid, rsa_key(&n, &e)?))

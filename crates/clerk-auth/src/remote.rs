@@ -115,7 +115,9 @@ impl ClientsVerify {
                 Attempt::Done(result) => return result.map(|p| self.cached(p)),
                 Attempt::Retry(wait) if attempt < self.options.max_attempts => wait,
                 Attempt::Retry(_) => {
-                    return Err(AuthError::UpstreamUnavailable("Clerk did not answer in time".into()))
+                    return Err(AuthError::UpstreamUnavailable(
+                        "Clerk did not answer in time".into(),
+                    ))
                 }
             };
             tokio::time::sleep(wait.min(self.options.max_retry_wait)).await;
@@ -144,14 +146,23 @@ impl ClientsVerify {
                 Ok(client) => principal_from_client(client, token),
                 Err(e) => {
                     tracing::warn!(error = %e, "clients.verify answered an unreadable body");
-                    Err(AuthError::UpstreamUnavailable("unreadable Clerk response".into()))
+                    Err(AuthError::UpstreamUnavailable(
+                        "unreadable Clerk response".into(),
+                    ))
                 }
             }),
-            429 | 500..=599 => Attempt::Retry(retry_after(&response).unwrap_or(Duration::from_millis(200))),
+            429 | 500..=599 => {
+                Attempt::Retry(retry_after(&response).unwrap_or(Duration::from_millis(200)))
+            }
             401 | 403 => {
                 // Clerk refusing our secret key is our misconfiguration, not the user's fault.
-                tracing::error!(status, "Clerk rejected the secret key on clients.verify: check CLERK_SECRET_KEY");
-                Attempt::Done(Err(AuthError::UpstreamUnavailable("Clerk rejected our secret key".into())))
+                tracing::error!(
+                    status,
+                    "Clerk rejected the secret key on clients.verify: check CLERK_SECRET_KEY"
+                );
+                Attempt::Done(Err(AuthError::UpstreamUnavailable(
+                    "Clerk rejected our secret key".into(),
+                )))
             }
             _ => Attempt::Done(Err(AuthError::UnknownToken)),
         }
@@ -174,7 +185,11 @@ enum Attempt {
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
@@ -194,7 +209,8 @@ fn principal_from_client(client: Client, token: &str) -> Result<Principal, AuthE
     let actor = match &session.actor {
         None | Some(serde_json::Value::Null) => None,
         Some(v) => Some(
-            serde_json::from_value::<Actor>(v.clone()).map_err(|_| AuthError::InvalidClaims("actor"))?,
+            serde_json::from_value::<Actor>(v.clone())
+                .map_err(|_| AuthError::InvalidClaims("actor"))?,
         ),
     };
     let expires_at = jwt_exp(token)

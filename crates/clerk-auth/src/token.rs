@@ -73,7 +73,8 @@ pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, AuthError> {
 /// Exactly three non-empty segments of the base64url alphabet, no padding.
 fn split(token: &str) -> Result<(&str, &str, &str), AuthError> {
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(AuthError::Malformed("segment count"));
     };
@@ -155,7 +156,8 @@ mod tests {
 
     #[test]
     fn accepts_clerk_header() {
-        let t = token(r#"{"alg":"RS256","cat":"cl_B7d4PD111AAA","kid":"ins_1","typ":"JWT","oiat":1}"#);
+        let t =
+            token(r#"{"alg":"RS256","cat":"cl_B7d4PD111AAA","kid":"ins_1","typ":"JWT","oiat":1}"#);
         assert_eq!(parse(&t).unwrap().kid, "ins_1");
     }
 
@@ -165,10 +167,22 @@ mod tests {
             (r#"{"alg":"none","kid":"k"}"#, AuthError::BadAlgorithm),
             (r#"{"alg":"RS256"}"#, AuthError::MissingKid),
             (r#"{"alg":"RS256","kid":""}"#, AuthError::MissingKid),
-            (r#"{"alg":"RS256","kid":"k","crit":null}"#, AuthError::ForbiddenHeader("crit")),
-            (r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#, AuthError::BadType),
-            (r#"{"alg":"RS256","kid":"k","cat":"cl_other"}"#, AuthError::NotSessionToken),
-            (r#"{"alg":"RS256","kid":"k","kid":"j"}"#, AuthError::DuplicateMember("header")),
+            (
+                r#"{"alg":"RS256","kid":"k","crit":null}"#,
+                AuthError::ForbiddenHeader("crit"),
+            ),
+            (
+                r#"{"alg":"RS256","kid":"k","typ":"at+jwt"}"#,
+                AuthError::BadType,
+            ),
+            (
+                r#"{"alg":"RS256","kid":"k","cat":"cl_other"}"#,
+                AuthError::NotSessionToken,
+            ),
+            (
+                r#"{"alg":"RS256","kid":"k","kid":"j"}"#,
+                AuthError::DuplicateMember("header"),
+            ),
             (r#"[1]"#, AuthError::Malformed("header json")),
         ];
         for (header, want) in cases {
@@ -180,10 +194,22 @@ mod tests {
     fn shape_rules() {
         let good = token(r#"{"alg":"RS256","kid":"k"}"#);
         assert!(parse(&good).is_ok());
-        assert_eq!(parse("a.b").err(), Some(AuthError::Malformed("segment count")));
-        assert_eq!(parse(&format!("{good}.x")).err(), Some(AuthError::Malformed("segment count")));
-        assert_eq!(parse(&format!("{good}=")).err(), Some(AuthError::Malformed("alphabet")));
-        assert_eq!(parse(&good.replace('.', "..")).err(), Some(AuthError::Malformed("segment count")));
+        assert_eq!(
+            parse("a.b").err(),
+            Some(AuthError::Malformed("segment count"))
+        );
+        assert_eq!(
+            parse(&format!("{good}.x")).err(),
+            Some(AuthError::Malformed("segment count"))
+        );
+        assert_eq!(
+            parse(&format!("{good}=")).err(),
+            Some(AuthError::Malformed("alphabet"))
+        );
+        assert_eq!(
+            parse(&good.replace('.', "..")).err(),
+            Some(AuthError::Malformed("segment count"))
+        );
         assert_eq!(parse(&"a".repeat(9000)).err(), Some(AuthError::TooLarge));
     }
 }

@@ -36,12 +36,12 @@ impl Verifier {
     /// Builds a verifier; a bad PEM is a configuration error, not a 401 later.
     pub fn new(source: KeySource, config: VerifierConfig) -> Result<Self, ConfigError> {
         let keys = match source {
-            KeySource::Pem(pem) => Keys::Pem(key_from_pem(&pem).map_err(|why| {
-                ConfigError::Invalid {
+            KeySource::Pem(pem) => {
+                Keys::Pem(key_from_pem(&pem).map_err(|why| ConfigError::Invalid {
                     var: "CLERK_JWT_KEY",
                     why,
-                }
-            })?),
+                })?)
+            }
             KeySource::Jwks {
                 api_url,
                 secret_key,
@@ -49,7 +49,11 @@ impl Verifier {
             KeySource::ClientsVerify {
                 api_url,
                 secret_key,
-            } => Keys::Remote(ClientsVerify::new(&api_url, secret_key, config.remote.clone())),
+            } => Keys::Remote(ClientsVerify::new(
+                &api_url,
+                secret_key,
+                config.remote.clone(),
+            )),
         };
         let verified = (config.verified_cache_capacity > 0)
             .then(|| VerifiedCache::new(config.verified_cache_capacity));
@@ -91,7 +95,12 @@ impl Verifier {
             return remote.verify(token).await;
         }
         let now_ms = unix_millis(now);
-        if let Some(hit) = self.inner.verified.as_ref().and_then(|c| c.get(token, now_ms)) {
+        if let Some(hit) = self
+            .inner
+            .verified
+            .as_ref()
+            .and_then(|c| c.get(token, now_ms))
+        {
             return Ok(hit);
         }
         let unverified = token::parse(token)?;
@@ -121,7 +130,9 @@ impl Verifier {
         match &self.inner.keys {
             Keys::Pem(key) => Ok(key.clone()),
             Keys::Jwks(cache) => cache.key(kid).await,
-            Keys::Remote(_) => Err(AuthError::KeysUnavailable("no keys in clients.verify mode".into())),
+            Keys::Remote(_) => Err(AuthError::KeysUnavailable(
+                "no keys in clients.verify mode".into(),
+            )),
         }
     }
 }

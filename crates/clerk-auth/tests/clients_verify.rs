@@ -46,12 +46,18 @@ async fn last_active_session_is_used_when_active() {
     standin.register_client(
         "client_tok_1",
         ClientSpec {
-            sessions: vec![session("sess_a", "user_1", "active"), session("sess_b", "user_1", "active")],
+            sessions: vec![
+                session("sess_a", "user_1", "active"),
+                session("sess_b", "user_1", "active"),
+            ],
             last_active_session_id: Some("sess_b".into()),
         },
     );
     let p = v.verify("client_tok_1").await.expect("verified");
-    assert_eq!((p.user_id.as_str(), p.session_id.as_str()), ("user_1", "sess_b"));
+    assert_eq!(
+        (p.user_id.as_str(), p.session_id.as_str()),
+        ("user_1", "sess_b")
+    );
 }
 
 #[tokio::test]
@@ -80,7 +86,10 @@ async fn no_active_session_is_invalid_token() {
     standin.register_client(
         "client_tok_3",
         ClientSpec {
-            sessions: vec![session("sess_e", "user_3", "expired"), session("sess_r", "user_3", "revoked")],
+            sessions: vec![
+                session("sess_e", "user_3", "expired"),
+                session("sess_r", "user_3", "revoked"),
+            ],
             last_active_session_id: Some("sess_e".into()),
         },
     );
@@ -92,7 +101,14 @@ async fn no_active_session_is_invalid_token() {
 #[tokio::test]
 async fn minted_session_token_verifies_and_revocation_is_seen_after_cache() {
     let standin = ClerkStandIn::new();
-    let v = remote(&standin, RemoteOptions { cache_ttl: Duration::from_millis(300), ..quick() }).await;
+    let v = remote(
+        &standin,
+        RemoteOptions {
+            cache_ttl: Duration::from_millis(300),
+            ..quick()
+        },
+    )
+    .await;
     let token = standin.token("user_4").session("sess_4").sign();
     assert_eq!(v.verify(&token).await.expect("ok").user_id, "user_4");
     standin.set_session_status("sess_4", "revoked");
@@ -101,7 +117,10 @@ async fn minted_session_token_verifies_and_revocation_is_seen_after_cache() {
     assert_eq!(standin.verify_requests(), 1);
     // ... after it, Clerk is asked again and says the session is gone.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(v.verify(&token).await.unwrap_err(), AuthError::SessionNotActive);
+    assert_eq!(
+        v.verify(&token).await.unwrap_err(),
+        AuthError::SessionNotActive
+    );
     assert_eq!(standin.verify_requests(), 2);
 }
 
@@ -146,7 +165,14 @@ async fn upstream_down_is_unavailable_never_invalid() {
 #[tokio::test]
 async fn server_errors_are_retried_a_bounded_number_of_times() {
     let standin = ClerkStandIn::new();
-    let v = remote(&standin, RemoteOptions { max_attempts: 3, ..quick() }).await;
+    let v = remote(
+        &standin,
+        RemoteOptions {
+            max_attempts: 3,
+            ..quick()
+        },
+    )
+    .await;
     standin.set_verify_fault(Fault::Status(503));
     let err = v.verify(&standin.token("user_6").sign()).await.unwrap_err();
     assert_eq!(err.public_code(), PublicCode::AuthUnavailable);
@@ -162,7 +188,9 @@ async fn rate_limited_then_recovered_honours_retry_after() {
         ..quick()
     };
     let v = remote(&standin, options).await;
-    standin.set_verify_fault(Fault::TooManyRequests { retry_after_secs: 1 });
+    standin.set_verify_fault(Fault::TooManyRequests {
+        retry_after_secs: 1,
+    });
     let token = standin.token("user_7").sign();
     let call = tokio::spawn({
         let (v, token) = (v.clone(), token.clone());
@@ -176,7 +204,13 @@ async fn rate_limited_then_recovered_honours_retry_after() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     standin.set_verify_fault(Fault::None);
-    assert_eq!(call.await.unwrap().expect("verified after the retry").user_id, "user_7");
+    assert_eq!(
+        call.await
+            .unwrap()
+            .expect("verified after the retry")
+            .user_id,
+        "user_7"
+    );
     assert_eq!(standin.verify_requests(), 2);
 }
 
@@ -192,10 +226,20 @@ async fn clerk_refusing_our_secret_is_unavailable() {
 #[tokio::test]
 async fn cache_never_outlives_the_tokens_exp() {
     let standin = ClerkStandIn::new();
-    let v = remote(&standin, RemoteOptions { cache_ttl: Duration::from_secs(60), ..quick() }).await;
+    let v = remote(
+        &standin,
+        RemoteOptions {
+            cache_ttl: Duration::from_secs(60),
+            ..quick()
+        },
+    )
+    .await;
     let token = standin.token("user_9").lifetime(1).sign();
     assert!(v.verify(&token).await.is_ok());
     // Time is the subject: wait past the token's exp (1 s lifetime).
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert!(v.verify(&token).await.is_err(), "an expired token is not served from the cache");
+    assert!(
+        v.verify(&token).await.is_err(),
+        "an expired token is not served from the cache"
+    );
 }

@@ -71,7 +71,8 @@ impl crate::AppState {
 
     /// Finds the request's token (header, or cookie from an allowed origin) and verifies it.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token = request_token(&parts.headers, &self.auth().allowed_origins).ok_or(AuthError::Missing)?;
+        let token = request_token(&parts.headers, &self.auth().allowed_origins)
+            .ok_or(AuthError::Missing)?;
         self.verify_token(token).await
     }
 }

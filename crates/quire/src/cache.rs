@@ -72,7 +72,11 @@ impl ReadCache {
     }
 
     /// The notebook's snapshot, from memory or the store; `None` when it does not exist.
-    pub async fn get(&self, store: &dyn Store, id: NotebookId) -> Result<Option<Arc<Snapshot>>, StoreError> {
+    pub async fn get(
+        &self,
+        store: &dyn Store,
+        id: NotebookId,
+    ) -> Result<Option<Arc<Snapshot>>, StoreError> {
         let enabled = self.enabled.load(Ordering::Acquire);
         if enabled {
             if let Some(snap) = self.cache.get(&id) {
@@ -132,7 +136,12 @@ fn value_size(v: &serde_json::Value) -> usize {
     match v {
         Value::String(s) => 24 + s.len(),
         Value::Array(a) => 24 + a.iter().map(value_size).sum::<usize>(),
-        Value::Object(o) => 48 + o.iter().map(|(k, v)| 24 + k.len() + value_size(v)).sum::<usize>(),
+        Value::Object(o) => {
+            48 + o
+                .iter()
+                .map(|(k, v)| 24 + k.len() + value_size(v))
+                .sum::<usize>()
+        }
         _ => 16,
     }
 }

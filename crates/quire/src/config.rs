@@ -12,7 +12,11 @@ use crate::notebook::model::Limits;
 
 /// Command line of the `quire` binary.
 #[derive(Debug, Parser)]
-#[command(name = "quire", version, about = "Multi-user notebook server with Clerk sign-in")]
+#[command(
+    name = "quire",
+    version,
+    about = "Multi-user notebook server with Clerk sign-in"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -195,7 +199,11 @@ impl ClerkArgs {
             (None, Some(pk)) => Some(issuer_from_publishable_key(pk)?),
             (None, None) => None,
         };
-        let key_source = match (self.auth_strategy, &self.clerk_jwt_key, &self.clerk_secret_key) {
+        let key_source = match (
+            self.auth_strategy,
+            &self.clerk_jwt_key,
+            &self.clerk_secret_key,
+        ) {
             (AuthStrategy::Networkless, Some(pem), _) => KeySource::Pem(pem.clone()),
             (AuthStrategy::Networkless, None, Some(secret)) => KeySource::Jwks {
                 api_url: self.clerk_api_url.clone(),
@@ -203,7 +211,8 @@ impl ClerkArgs {
             },
             (AuthStrategy::Networkless, None, None) => {
                 return Err(ConfigError::Invalid(
-                    "CLERK_SECRET_KEY (or CLERK_JWT_KEY) is required to verify session tokens".into(),
+                    "CLERK_SECRET_KEY (or CLERK_JWT_KEY) is required to verify session tokens"
+                        .into(),
                 ))
             }
             (AuthStrategy::ClientsVerify, _, None) => {
@@ -342,7 +351,12 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let args = parse(&["quire", "serve", "--clerk-secret-key", "sk_test_supersecret"]);
+        let args = parse(&[
+            "quire",
+            "serve",
+            "--clerk-secret-key",
+            "sk_test_supersecret",
+        ]);
         let config = Config::from_serve(&args).unwrap();
         assert!(!format!("{config:?}").contains("supersecret"));
         assert!(!format!("{args:?}").contains("supersecret"));
@@ -351,8 +365,18 @@ mod tests {
     #[test]
     fn issuer_from_publishable_key_when_not_set() {
         let pk = "pk_test_Y2xlcmsuZXhhbXBsZS5jb20k";
-        let args = parse(&["quire", "serve", "--clerk-secret-key", "sk", "--clerk-publishable-key", pk]);
+        let args = parse(&[
+            "quire",
+            "serve",
+            "--clerk-secret-key",
+            "sk",
+            "--clerk-publishable-key",
+            pk,
+        ]);
         let config = Config::from_serve(&args).unwrap();
-        assert_eq!(config.auth.verifier.issuer.as_deref(), Some("https://clerk.example.com"));
+        assert_eq!(
+            config.auth.verifier.issuer.as_deref(),
+            Some("https://clerk.example.com")
+        );
     }
 }

@@ -53,7 +53,10 @@ fn dev_origins(local: &SocketAddr, extra: &[String]) -> Vec<String> {
 }
 
 /// Builds the dev state for a server that will listen on `local`.
-pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(AppState, ClerkStandIn)> {
+pub async fn dev_state(
+    args: &DevArgs,
+    local: SocketAddr,
+) -> anyhow::Result<(AppState, ClerkStandIn)> {
     let common = &args.common;
     let standin = match &args.dev_key_file {
         Some(path) => standin_from_key_file(path)?,
@@ -67,8 +70,14 @@ pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(App
     };
     let secret_key = standin.secret_key().into();
     let key_source = match args.auth_strategy {
-        AuthStrategy::Networkless => KeySource::Jwks { api_url: api_url.clone(), secret_key },
-        AuthStrategy::ClientsVerify => KeySource::ClientsVerify { api_url: api_url.clone(), secret_key },
+        AuthStrategy::Networkless => KeySource::Jwks {
+            api_url: api_url.clone(),
+            secret_key,
+        },
+        AuthStrategy::ClientsVerify => KeySource::ClientsVerify {
+            api_url: api_url.clone(),
+            secret_key,
+        },
     };
     let config = Config {
         addr: local,
@@ -117,14 +126,20 @@ pub async fn dev_state(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(App
 fn standin_from_key_file(path: &Path) -> anyhow::Result<ClerkStandIn> {
     use anyhow::Context as _;
     match std::fs::read(path) {
-        Ok(der) => ClerkStandIn::from_pkcs8(&der, DEV_ISSUER)
-            .map_err(|e| anyhow::anyhow!("dev key file {} is not an RSA PKCS#8 key: {e}", path.display())),
+        Ok(der) => ClerkStandIn::from_pkcs8(&der, DEV_ISSUER).map_err(|e| {
+            anyhow::anyhow!(
+                "dev key file {} is not an RSA PKCS#8 key: {e}",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let der = ClerkStandIn::with_issuer(DEV_ISSUER).private_key_pkcs8();
-            write_private(path, &der).with_context(|| format!("writing dev key file {}", path.display()))?;
+            write_private(path, &der)
+                .with_context(|| format!("writing dev key file {}", path.display()))?;
             // Reload so the kid is the one derived from the key, as in every
             // other process that loads this file.
-            ClerkStandIn::from_pkcs8(&der, DEV_ISSUER).map_err(|e| anyhow::anyhow!("generated dev key rejected: {e}"))
+            ClerkStandIn::from_pkcs8(&der, DEV_ISSUER)
+                .map_err(|e| anyhow::anyhow!("generated dev key rejected: {e}"))
         }
         Err(e) => Err(e).with_context(|| format!("reading dev key file {}", path.display())),
     }
@@ -165,10 +180,17 @@ struct TokenRequest {
 /// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
 fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Response> {
     let ok_id = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     };
     let bad = |msg: &str| {
-        (StatusCode::BAD_REQUEST, Json(json!({"error": {"code": "bad_request", "message": msg}}))).into_response()
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "bad_request", "message": msg}})),
+        )
+            .into_response()
     };
     if !ok_id(&req.user_id) {
         return Err(bad("user_id must be 1-64 characters of [A-Za-z0-9_-]"));
@@ -182,7 +204,10 @@ fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, Strin
         Some(_) => return Err(bad("session_id must be 1-64 characters of [A-Za-z0-9_-]")),
         None => format!("sess_dev_{}", uuid::Uuid::new_v4().simple()),
     };
-    let builder = standin.token(&req.user_id).session(&session_id).lifetime(lifetime);
+    let builder = standin
+        .token(&req.user_id)
+        .session(&session_id)
+        .lifetime(lifetime);
     let exp = builder.claims()["exp"].as_i64().unwrap_or_default();
     Ok((builder.sign(), exp, session_id))
 }
@@ -194,7 +219,10 @@ struct TokenQuery {
 }
 
 /// `GET /__dev/token?user_id=alice`: the bare token, for shell sessions.
-async fn token_text(State(standin): State<Arc<ClerkStandIn>>, Query(q): Query<TokenQuery>) -> Response {
+async fn token_text(
+    State(standin): State<Arc<ClerkStandIn>>,
+    Query(q): Query<TokenQuery>,
+) -> Response {
     let req = TokenRequest {
         user_id: q.user_id,
         lifetime_secs: q.lifetime_secs,
@@ -207,7 +235,10 @@ async fn token_text(State(standin): State<Arc<ClerkStandIn>>, Query(q): Query<To
 }
 
 /// `POST /__dev/token {"user_id", "lifetime_secs"?, "session_id"?}`.
-async fn token_json(State(standin): State<Arc<ClerkStandIn>>, Json(req): Json<TokenRequest>) -> Response {
+async fn token_json(
+    State(standin): State<Arc<ClerkStandIn>>,
+    Json(req): Json<TokenRequest>,
+) -> Response {
     let user_id = req.user_id.clone();
     match mint(&standin, req) {
         Ok((token, exp, session_id)) => {
@@ -221,7 +252,9 @@ async fn token_json(State(standin): State<Arc<ClerkStandIn>>, Json(req): Json<To
 /// `GET /__dev/stats`: how often the verifier called the stand-in (benchmarks
 /// report upstream calls per request with it).
 async fn stats(State(standin): State<Arc<ClerkStandIn>>) -> Json<serde_json::Value> {
-    Json(json!({"jwks_requests": standin.jwks_requests(), "verify_requests": standin.verify_requests()}))
+    Json(
+        json!({"jwks_requests": standin.jwks_requests(), "verify_requests": standin.verify_requests()}),
+    )
 }
 
 /// Runs `quire dev` until Ctrl-C.
@@ -260,7 +293,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(&path).expect("metadata").permissions().mode();
+            let mode = std::fs::metadata(&path)
+                .expect("metadata")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let second = standin_from_key_file(&path).expect("load");

@@ -62,7 +62,8 @@ pub async fn serve(
 
 /// Runs `quire serve` with a checked configuration until SIGINT/SIGTERM.
 pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
-    let verifier = clerk_auth::Verifier::new(config.auth.key_source.clone(), config.auth.verifier.clone())?;
+    let verifier =
+        clerk_auth::Verifier::new(config.auth.key_source.clone(), config.auth.verifier.clone())?;
     let store = state::open_store(&config).await?;
     let fanout = match &config.redis_url {
         Some(url) => Some(realtime::fanout::Fanout::connect(url).await?),

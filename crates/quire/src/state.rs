@@ -12,15 +12,15 @@ use secrecy::ExposeSecret;
 
 use crate::api::error::ApiError;
 use crate::auth::Revocations;
-use crate::webhook_signature::WebhookVerifier;
 use crate::cache::{ReadCache, Snapshot};
 use crate::config::Config;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::{Committed, Op};
-use crate::realtime::hub::RealtimeLimits;
 use crate::realtime::fanout::{Control, Fanout};
+use crate::realtime::hub::RealtimeLimits;
 use crate::realtime::Hub;
 use crate::store::{ApplyError, PostgresStore, SqliteStore, Store, StoreOptions};
+use crate::webhook_signature::WebhookVerifier;
 
 /// Shared state: store, verifier, settings. Passed with axum's `State`.
 #[derive(Clone)]
@@ -64,10 +64,11 @@ impl AppState {
         let cursor_key = cursor_key(&parts.config);
         let cache_on = cache_safe_at_start(&parts.config, parts.fanout.is_some());
         let webhook = match &parts.config.auth.webhook_secret {
-            Some(secret) => Some(
-                WebhookVerifier::new(secret.expose_secret())
-                    .ok_or_else(|| anyhow::anyhow!("CLERK_WEBHOOK_SECRET is not a valid whsec_ secret"))?,
-            ),
+            Some(secret) => {
+                Some(WebhookVerifier::new(secret.expose_secret()).ok_or_else(|| {
+                    anyhow::anyhow!("CLERK_WEBHOOK_SECRET is not a valid whsec_ secret")
+                })?)
+            }
             None => None,
         };
         let auth = Authenticator {
@@ -184,7 +185,6 @@ impl AppState {
         snapshot.role_of(user).ok_or(ApiError::Forbidden)
     }
 
-
     /// The single change path for REST and WebSocket callers: the store
     /// validates and commits; only then is the op published, in version
     /// order (the commit lock spans both).
@@ -229,7 +229,11 @@ impl AppState {
     /// Another process changed access or revoked a session.
     pub fn remote_control(&self, control: Control) {
         match control {
-            Control::Member { notebook, user, role } => self.local_member_changed(notebook, &user, role),
+            Control::Member {
+                notebook,
+                user,
+                role,
+            } => self.local_member_changed(notebook, &user, role),
             Control::Deleted { notebook } => self.local_notebook_deleted(notebook),
             Control::SessionRevoked { session_id } => self.local_revoke_session(&session_id),
             Control::UserRevoked { user } => self.local_revoke_user(&user),

@@ -114,13 +114,22 @@ mod tests {
         h.insert("svix-id", "msg_1".parse().unwrap());
         h.insert("svix-timestamp", "1000".parse().unwrap());
         let sig = v.sign("msg_1", 1000, body);
-        h.insert("svix-signature", format!("v1,bm9wZQ== {sig}").parse().unwrap());
+        h.insert(
+            "svix-signature",
+            format!("v1,bm9wZQ== {sig}").parse().unwrap(),
+        );
         assert_eq!(v.verify(&h, body, 1000), Ok(()));
         assert_eq!(v.verify(&h, b"{}", 1000), Err(SignatureError::Signature));
-        assert_eq!(v.verify(&h, body, 1000 + TOLERANCE_SECS + 1), Err(SignatureError::Timestamp));
+        assert_eq!(
+            v.verify(&h, body, 1000 + TOLERANCE_SECS + 1),
+            Err(SignatureError::Timestamp)
+        );
         let other = WebhookVerifier::new("whsec_c2VjcmV0").unwrap();
         assert_eq!(other.verify(&h, body, 1000), Err(SignatureError::Signature));
         h.remove("svix-id");
-        assert_eq!(v.verify(&h, body, 1000), Err(SignatureError::Header("svix-id")));
+        assert_eq!(
+            v.verify(&h, body, 1000),
+            Err(SignatureError::Header("svix-id"))
+        );
     }
 }

@@ -167,14 +167,31 @@ async fn revoked_session_is_refused_and_its_socket_closes() {
     use tokio_tungstenite::tungstenite::Message;
 
     let app = spawn_app().await;
-    let token = app.standin.token("user_rev").session("sess_rev").lifetime(3600).sign();
-    let other = app.standin.token("user_rev").session("sess_other").lifetime(3600).sign();
+    let token = app
+        .standin
+        .token("user_rev")
+        .session("sess_rev")
+        .lifetime(3600)
+        .sign();
+    let other = app
+        .standin
+        .token("user_rev")
+        .session("sess_other")
+        .lifetime(3600)
+        .sign();
     let id = app.create_notebook_id(&token, "t", json!([])).await;
 
-    let url = format!("{}/api/v1/notebooks/{id}/ws", app.base.replace("http://", "ws://"));
+    let url = format!(
+        "{}/api/v1/notebooks/{id}/ws",
+        app.base.replace("http://", "ws://")
+    );
     let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
     // Wait for ready: the socket is live.
     loop {
         if let Some(Ok(Message::Text(t))) = ws.next().await {

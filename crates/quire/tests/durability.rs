@@ -17,7 +17,13 @@ impl Server {
     /// Starts `quire dev` on port 0 and reads the URL from its banner.
     fn start(database_url: &str) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_quire"))
-            .args(["dev", "--addr", "127.0.0.1:0", "--database-url", database_url])
+            .args([
+                "dev",
+                "--addr",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -109,7 +115,10 @@ async fn acked_writes_survive_sigkill() {
         .json()
         .await
         .unwrap();
-    assert_eq!(notebook["version"], 25, "every acked op is committed exactly once");
+    assert_eq!(
+        notebook["version"], 25,
+        "every acked op is committed exactly once"
+    );
     let cells = notebook["cells"].as_array().unwrap();
     let ids: Vec<&str> = cells.iter().map(|c| c["id"].as_str().unwrap()).collect();
     // Each insert went to index 0, so the newest is first.

@@ -30,7 +30,9 @@ fn env_urls() -> Option<(String, String)> {
     match (pg, redis) {
         (Some(pg), Some(redis)) => Some((pg, redis)),
         _ => {
-            eprintln!("skipping: QUIRE_TEST_POSTGRES_URL and QUIRE_TEST_REDIS_URL must both be set");
+            eprintln!(
+                "skipping: QUIRE_TEST_POSTGRES_URL and QUIRE_TEST_REDIS_URL must both be set"
+            );
             None
         }
     }
@@ -46,9 +48,17 @@ struct Database {
 impl Database {
     async fn create(admin_url: &str) -> Database {
         let name = format!("quire_scale_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
         Database {
             admin_url: admin_url.to_string(),
             url: format!("{base}/{name}"),
@@ -58,9 +68,12 @@ impl Database {
 
     async fn drop_it(self) {
         if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut conn)
-                .await;
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
@@ -89,7 +102,10 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let addr = loop {
-            let line = lines.next().expect("quire exited before listening").expect("read stdout");
+            let line = lines
+                .next()
+                .expect("quire exited before listening")
+                .expect("read stdout");
             if line.contains("quire listening") {
                 let addr = line.split("addr=").nth(1).expect("addr field");
                 break addr.split_whitespace().next().expect("addr").to_string();
@@ -111,17 +127,28 @@ impl Drop for Server {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open_socket(base: &str, id: &str, token: &str) -> Socket {
-    let url = format!("{}/api/v1/notebooks/{id}/ws", base.replace("http://", "ws://"));
+    let url = format!(
+        "{}/api/v1/notebooks/{id}/ws",
+        base.replace("http://", "ws://")
+    );
     let mut request = url.into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("upgrade");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
     loop {
-        let msg = tokio::time::timeout(GUARD, ws.next()).await.expect("ready in time").expect("open").expect("frame");
+        let msg = tokio::time::timeout(GUARD, ws.next())
+            .await
+            .expect("ready in time")
+            .expect("open")
+            .expect("frame");
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).expect("json");
             if v["type"] == "ready" {
@@ -153,13 +180,18 @@ async fn ops_until(mut ws: Socket, last: i64) -> Vec<(i64, Value)> {
 }
 
 async fn cut_redis_connections(redis: &str) {
-    let client = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(redis).expect("redis url"))
-        .build()
-        .expect("redis client");
+    let client = fred::prelude::Builder::from_config(
+        fred::prelude::Config::from_url(redis).expect("redis url"),
+    )
+    .build()
+    .expect("redis client");
     client.init().await.expect("connect to Redis");
     for kind in ["pubsub", "normal"] {
         let killed: Result<fred::types::Value, _> = client
-            .custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", kind, "SKIPME", "yes"])
+            .custom(
+                fred::cmd!("CLIENT"),
+                vec!["KILL", "TYPE", kind, "SKIPME", "yes"],
+            )
             .await;
         eprintln!("CLIENT KILL TYPE {kind}: {killed:?}");
     }
@@ -168,7 +200,9 @@ async fn cut_redis_connections(redis: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
-    let Some((pg, redis)) = env_urls() else { return };
+    let Some((pg, redis)) = env_urls() else {
+        return;
+    };
     let db = Database::create(&pg).await;
     let standin = ClerkStandIn::new();
     let a = Server::start(&db.url, &redis, &standin);
@@ -187,7 +221,12 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
         .await
         .expect("json");
     let id = created["id"].as_str().expect("id").to_string();
-    let cells: Vec<String> = created["cells"].as_array().expect("cells").iter().map(|c| c["id"].as_str().expect("cell id").to_string()).collect();
+    let cells: Vec<String> = created["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| c["id"].as_str().expect("cell id").to_string())
+        .collect();
     // Two inserts so the notebook starts at version 2 (creation is not an op).
     for base in [&a.base, &b.base] {
         let r = http
@@ -212,8 +251,17 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
     let mut writers = Vec::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(16));
     for i in 0..OPS {
-        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
-        let (http, token, id, cell) = (http.clone(), token.clone(), id.clone(), cells[i % cells.len()].clone());
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let (http, token, id, cell) = (
+            http.clone(),
+            token.clone(),
+            id.clone(),
+            cells[i % cells.len()].clone(),
+        );
         let (acked, limit) = (acked.clone(), limit.clone());
         writers.push(tokio::spawn(async move {
             let _permit = limit.acquire().await.expect("permit");
@@ -228,7 +276,10 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
             acked.add_permits(1);
         }));
     }
-    let _half = acked.acquire_many((OPS / 2) as u32).await.expect("half acked");
+    let _half = acked
+        .acquire_many((OPS / 2) as u32)
+        .await
+        .expect("half acked");
     cut_redis_connections(&redis).await;
     for w in writers {
         w.await.expect("writer");
@@ -246,14 +297,30 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
     }
 
     // Final state equals the op stream replayed onto the start.
-    let mut sources: HashMap<String, (String, i64)> = cells.iter().map(|c| (c.clone(), (String::new(), 1))).collect();
+    let mut sources: HashMap<String, (String, i64)> = cells
+        .iter()
+        .map(|c| (c.clone(), (String::new(), 1)))
+        .collect();
     for (_, op) in &sequences[0] {
         assert_eq!(op["type"], "cell.update");
-        let entry = sources.get_mut(op["cell_id"].as_str().expect("cell_id")).expect("known cell");
-        *entry = (op["source"].as_str().expect("source").to_string(), op["cell_version"].as_i64().expect("cell_version"));
+        let entry = sources
+            .get_mut(op["cell_id"].as_str().expect("cell_id"))
+            .expect("known cell");
+        *entry = (
+            op["source"].as_str().expect("source").to_string(),
+            op["cell_version"].as_i64().expect("cell_version"),
+        );
     }
     for base in [&a.base, &b.base] {
-        let nb: Value = http.get(format!("{base}/api/v1/notebooks/{id}")).bearer_auth(&token).send().await.expect("get").json().await.expect("json");
+        let nb: Value = http
+            .get(format!("{base}/api/v1/notebooks/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(nb["version"], OPS as i64 + 2);
         for cell in nb["cells"].as_array().expect("cells") {
             if let Some((source, version)) = sources.get(cell["id"].as_str().expect("id")) {
@@ -269,7 +336,9 @@ async fn two_processes_deliver_identical_sequences_through_a_redis_cut() {
 /// Presence lists who has the notebook open on every process, not just this one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_processes() {
-    let Some((pg, redis)) = env_urls() else { return };
+    let Some((pg, redis)) = env_urls() else {
+        return;
+    };
     let db = Database::create(&pg).await;
     let standin = ClerkStandIn::new();
     let a = Server::start(&db.url, &redis, &standin);
@@ -301,7 +370,11 @@ async fn presence_spans_processes() {
     let _on_b = open_any(&b.base, &id, &guest).await;
     // The socket on A must come to see both users, each with their role.
     let both = loop {
-        let msg = tokio::time::timeout(GUARD, on_a.next()).await.expect("presence in time").expect("open").expect("frame");
+        let msg = tokio::time::timeout(GUARD, on_a.next())
+            .await
+            .expect("presence in time")
+            .expect("open")
+            .expect("frame");
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).expect("json");
             if v["type"] == "presence" && v["users"].as_array().is_some_and(|u| u.len() == 2) {
@@ -318,10 +391,17 @@ async fn presence_spans_processes() {
 }
 
 async fn open_any(base: &str, id: &str, token: &str) -> Socket {
-    let url = format!("{}/api/v1/notebooks/{id}/ws", base.replace("http://", "ws://"));
+    let url = format!(
+        "{}/api/v1/notebooks/{id}/ws",
+        base.replace("http://", "ws://")
+    );
     let mut request = url.into_client_request().expect("request");
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().expect("header"));
-    tokio_tungstenite::connect_async(request).await.expect("upgrade").0
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade")
+        .0
 }

@@ -38,7 +38,9 @@ fn committed_cell(committed: Committed) -> Result<Json<Value>, ApiError> {
     let cell = committed
         .cell
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("commit without cell")))?;
-    Ok(Json(serde_json::to_value(cell).map_err(|e| ApiError::Internal(e.into()))?))
+    Ok(Json(
+        serde_json::to_value(cell).map_err(|e| ApiError::Internal(e.into()))?,
+    ))
 }
 
 /// `POST /api/v1/notebooks/{id}/cells`: 201 with the new cell.
@@ -124,6 +126,10 @@ pub async fn move_cell(
         index: body.index,
     };
     state.apply(id, &caller.user_id, op, None).await?;
-    let notebook = state.store().notebook(id).await?.ok_or(ApiError::NotFound)?;
+    let notebook = state
+        .store()
+        .notebook(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(NotebookView::full(&notebook, role)).into_response())
 }

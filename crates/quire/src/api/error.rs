@@ -76,7 +76,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, current) = match self {
             ApiError::Auth(e) => return auth_response(&e),
-            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message, None),
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message, None)
+            }
             ApiError::Forbidden => (
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -105,9 +107,12 @@ impl IntoResponse for ApiError {
                 "too many open connections for this user".into(),
                 None,
             ),
-            ApiError::Unprocessable(why) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", why.into(), None)
-            }
+            ApiError::Unprocessable(why) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable",
+                why.into(),
+                None,
+            ),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "service unavailable");
                 let mut r = error_response(

@@ -66,10 +66,16 @@ pub async fn put(
     let role = match body.role.as_str() {
         "editor" => Role::Editor,
         "viewer" => Role::Viewer,
-        _ => return Err(ApiError::bad_request("role must be \"editor\" or \"viewer\"")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "role must be \"editor\" or \"viewer\"",
+            ))
+        }
     };
     if user == caller.user_id {
-        return Err(ApiError::bad_request("the owner cannot change their own role"));
+        return Err(ApiError::bad_request(
+            "the owner cannot change their own role",
+        ));
     }
     state.store().set_member(id, &user, role).await?;
     state.member_changed(id, &user, Some(role));

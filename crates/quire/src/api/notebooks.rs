@@ -121,7 +121,9 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let id = notebook_id(&raw_id)?;
     let snapshot = state.snapshot(id).await?.ok_or(ApiError::NotFound)?;
-    let role = snapshot.role_of(&caller.user_id).ok_or(ApiError::Forbidden)?;
+    let role = snapshot
+        .role_of(&caller.user_id)
+        .ok_or(ApiError::Forbidden)?;
     let notebook = &snapshot.notebook;
     Ok(with_etag(
         Json(NotebookView::full(notebook, role)).into_response(),
@@ -151,7 +153,11 @@ pub async fn patch(
     state
         .apply(id, &caller.user_id, Op::NotebookRename { title }, expect)
         .await?;
-    let meta = state.store().notebook_meta(id).await?.ok_or(ApiError::NotFound)?;
+    let meta = state
+        .store()
+        .notebook_meta(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let version = meta.version;
     Ok(with_etag(
         Json(NotebookView::summary(&meta, role)).into_response(),
@@ -205,7 +211,11 @@ pub async fn export_ipynb(
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (id, _) = authorize(&state, &caller, &raw_id).await?;
-    let notebook = state.store().notebook(id).await?.ok_or(ApiError::NotFound)?;
+    let notebook = state
+        .store()
+        .notebook(id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let doc = crate::notebook::ipynb::export(&notebook);
     let mut response = Json(doc).into_response();
     let disposition = format!("attachment; filename=\"{}.ipynb\"", id);

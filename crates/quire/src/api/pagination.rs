@@ -69,7 +69,11 @@ mod tests {
     #[test]
     fn forged_cursor_refused() {
         let key = hmac::Key::new(hmac::HMAC_SHA256, b"k");
-        let forged = format!("{}.{}", URL_SAFE_NO_PAD.encode("0:00000000-0000-0000-0000-000000000000"), "AAAA");
+        let forged = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode("0:00000000-0000-0000-0000-000000000000"),
+            "AAAA"
+        );
         assert!(decode_cursor(&key, &forged).is_err());
         assert!(decode_cursor(&key, "garbage").is_err());
     }

@@ -36,7 +36,9 @@ pub async fn clerk(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let webhook = state.webhook().ok_or_else(|| {
-        ApiError::Unavailable(anyhow::anyhow!("a Clerk webhook arrived but CLERK_WEBHOOK_SECRET is not set"))
+        ApiError::Unavailable(anyhow::anyhow!(
+            "a Clerk webhook arrived but CLERK_WEBHOOK_SECRET is not set"
+        ))
     })?;
     if let Err(e) = webhook.verify(&headers, &body, chrono::Utc::now().timestamp()) {
         tracing::info!(error = ?e, "webhook refused");
@@ -68,7 +70,8 @@ async fn apply(state: &AppState, event: &ClerkEvent) -> Result<(), ApiError> {
             state.revoke_session(id);
         }
         "user.deleted" if !id.is_empty() => {
-            let user = UserId::parse(id).map_err(|_| ApiError::bad_request("user.deleted without a valid user id"))?;
+            let user = UserId::parse(id)
+                .map_err(|_| ApiError::bad_request("user.deleted without a valid user id"))?;
             tracing::info!(user = id, "deleting user");
             state.delete_user(&user).await?;
         }

@@ -7,14 +7,14 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{self, AUTHORIZATION, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hyper_util::rt::TokioIo;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
 use clerk_auth::extract::bearer;
 use clerk_auth::AuthError;
 use futures::StreamExt;
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
 
 use super::error::ApiError;
 use super::extract::notebook_id;
@@ -53,7 +53,12 @@ pub async fn upgrade(
     // The transport allows 4x the limit so that a moderately oversized
     // message is read whole and answered with a clean 4413; only abuse far
     // past the limit hits the transport's own cut-off.
-    let transport_max = state.hub().limits().max_message_bytes.saturating_mul(4).max(1024 * 1024);
+    let transport_max = state
+        .hub()
+        .limits()
+        .max_message_bytes
+        .saturating_mul(4)
+        .max(1024 * 1024);
     let config = WebSocketConfig::default()
         .max_message_size(Some(transport_max))
         .max_frame_size(Some(transport_max))
@@ -64,7 +69,12 @@ pub async fn upgrade(
     tasks.spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                let socket = WebSocketStream::from_raw_socket(
+                    TokioIo::new(upgraded),
+                    Role::Server,
+                    Some(config),
+                )
+                .await;
                 serve_socket(socket, state, id, pre).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
@@ -80,12 +90,16 @@ pub async fn upgrade(
 fn handshake_accept(headers: &HeaderMap) -> Result<String, ApiError> {
     let has = |name: header::HeaderName, value: &str| {
         headers.get_all(name).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(value)))
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(value))
+            })
         })
     };
     let upgrade = has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket");
-    let version = headers.get(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_some_and(|v| v == "13");
     let key = headers.get(header::SEC_WEBSOCKET_KEY);
     match (upgrade && version, key) {
         (true, Some(key)) => Ok(derive_accept_key(key.as_bytes())),
@@ -132,18 +146,24 @@ async fn header_auth(
 ) -> Result<PreAuth, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
     let principal = state.verify_token(token).await?;
-    session::admit(state, id, principal, since).await.map_err(|refusal| match refusal {
-        Refusal::BadSubject => ApiError::Auth(AuthError::InvalidClaims("sub")),
-        Refusal::NoAccess => ApiError::Forbidden,
-        Refusal::NotFound => ApiError::NotFound,
-        Refusal::Unavailable(e) => e.into(),
-        Refusal::TooManyConnections => ApiError::TooManyConnections,
-    })
+    session::admit(state, id, principal, since)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::BadSubject => ApiError::Auth(AuthError::InvalidClaims("sub")),
+            Refusal::NoAccess => ApiError::Forbidden,
+            Refusal::NotFound => ApiError::NotFound,
+            Refusal::Unavailable(e) => e.into(),
+            Refusal::TooManyConnections => ApiError::TooManyConnections,
+        })
 }
 
 /// Splits the socket and runs the session on it.
-async fn serve_socket<S>(socket: WebSocketStream<S>, state: AppState, id: NotebookId, pre: Option<PreAuth>)
-where
+async fn serve_socket<S>(
+    socket: WebSocketStream<S>,
+    state: AppState,
+    id: NotebookId,
+    pre: Option<PreAuth>,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     use tokio_tungstenite::tungstenite::Error;

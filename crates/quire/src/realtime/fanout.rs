@@ -38,12 +38,25 @@ const OUTBOX: usize = 4096;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Control {
-    Member { notebook: NotebookId, user: UserId, role: Option<Role> },
-    Deleted { notebook: NotebookId },
-    SessionRevoked { session_id: String },
-    UserRevoked { user: UserId },
+    Member {
+        notebook: NotebookId,
+        user: UserId,
+        role: Option<Role>,
+    },
+    Deleted {
+        notebook: NotebookId,
+    },
+    SessionRevoked {
+        session_id: String,
+    },
+    UserRevoked {
+        user: UserId,
+    },
     /// Who has the notebook open on the sending process.
-    Presence { notebook: NotebookId, users: Vec<PresenceEntry> },
+    Presence {
+        notebook: NotebookId,
+        users: Vec<PresenceEntry>,
+    },
 }
 
 #[derive(Serialize)]
@@ -77,7 +90,8 @@ impl Fanout {
     /// Connects (in the background: a Redis that is down at start only
     /// means starting degraded) and starts the publisher task.
     pub async fn connect(url: &str) -> anyhow::Result<Fanout> {
-        let config = RedisConfig::from_url(url).map_err(|e| anyhow::anyhow!("QUIRE_REDIS_URL is invalid: {e}"))?;
+        let config = RedisConfig::from_url(url)
+            .map_err(|e| anyhow::anyhow!("QUIRE_REDIS_URL is invalid: {e}"))?;
         let mut builder = Builder::from_config(config);
         builder.set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
         let publisher = builder.build()?;
@@ -119,7 +133,9 @@ impl Fanout {
             origin: &self.inner.origin,
             body,
         };
-        let Ok(payload) = serde_json::to_string(&envelope) else { return };
+        let Ok(payload) = serde_json::to_string(&envelope) else {
+            return;
+        };
         if self.inner.outbox.try_send((channel, payload)).is_err() {
             metrics::counter!("fanout_dropped_total").increment(1);
         }
@@ -128,9 +144,11 @@ impl Fanout {
     /// Relays other processes' messages to `state` until shutdown.
     pub fn spawn_relay(&self, state: AppState) {
         let publisher = self.clone();
-        state.hub().set_presence_sink(Box::new(move |notebook, users| {
-            publisher.publish_control(&Control::Presence { notebook, users });
-        }));
+        state
+            .hub()
+            .set_presence_sink(Box::new(move |notebook, users| {
+                publisher.publish_control(&Control::Presence { notebook, users });
+            }));
         let fanout = self.clone();
         let tasks = state.hub().tasks().clone();
         tasks.spawn(async move { fanout.relay(state).await });
@@ -138,7 +156,8 @@ impl Fanout {
 
     async fn subscribe(&self) -> bool {
         let s = &self.inner.subscriber;
-        let ok = s.psubscribe(format!("{NOTEBOOK_PREFIX}*")).await.is_ok() && s.subscribe(CONTROL_CHANNEL).await.is_ok();
+        let ok = s.psubscribe(format!("{NOTEBOOK_PREFIX}*")).await.is_ok()
+            && s.subscribe(CONTROL_CHANNEL).await.is_ok();
         self.inner.healthy.store(ok, Ordering::Relaxed);
         ok
     }
@@ -149,7 +168,11 @@ impl Fanout {
         let mut messages = subscriber.message_rx();
         let mut errors = subscriber.error_rx();
         let mut reconnects = subscriber.reconnect_rx();
-        if tokio::time::timeout(Duration::from_secs(2), subscriber.wait_for_connect()).await.is_ok() && self.subscribe().await {
+        if tokio::time::timeout(Duration::from_secs(2), subscriber.wait_for_connect())
+            .await
+            .is_ok()
+            && self.subscribe().await
+        {
             state.fanout_recovered().await;
         } else {
             tracing::warn!("Redis is not reachable: serving degraded until it is");
@@ -195,9 +218,10 @@ impl Fanout {
         } else if channel == CONTROL_CHANNEL {
             match serde_json::from_str::<Envelope<Control>>(&payload) {
                 Ok(e) if e.origin == self.inner.origin => {}
-                Ok(Envelope { origin, body: Control::Presence { notebook, users } }) => {
-                    state.hub().remote_presence(&origin, notebook, users)
-                }
+                Ok(Envelope {
+                    origin,
+                    body: Control::Presence { notebook, users },
+                }) => state.hub().remote_presence(&origin, notebook, users),
                 Ok(e) => state.remote_control(e.body),
                 Err(e) => tracing::warn!(error = %e, "unreadable fan-out control message"),
             }

@@ -15,9 +15,9 @@ use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use serde_json::json;
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -195,7 +195,10 @@ impl Hub {
     pub async fn shutdown(&self, wait: Duration) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        if tokio::time::timeout(wait, self.inner.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(wait, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some sockets did not close in time");
         }
     }
@@ -245,7 +248,9 @@ impl Hub {
                 }
             }
             // Sockets notice the gap themselves and start their clients over.
-            Ok(None) => tracing::warn!(notebook = %room.id, after, before, "gap older than the op log"),
+            Ok(None) => {
+                tracing::warn!(notebook = %room.id, after, before, "gap older than the op log")
+            }
             Err(e) => tracing::warn!(notebook = %room.id, error = ?e, "could not fill a gap"),
         }
     }
@@ -259,7 +264,10 @@ impl Hub {
         for room in rooms {
             let mut last = room.last_published.lock().await;
             let Some(after) = *last else { continue };
-            if let Ok(Some(ops)) = store.ops_since(room.id, after, self.inner.limits.max_replay).await {
+            if let Ok(Some(ops)) = store
+                .ops_since(room.id, after, self.inner.limits.max_replay)
+                .await
+            {
                 for op in &ops {
                     room.send(op_event(op));
                     *last = Some(op.version);
@@ -297,11 +305,16 @@ impl Hub {
     }
 
     pub fn session_revoked(&self, session_id: &str) {
-        let _ = self.inner.global.send(Arc::new(GlobalEvent::SessionRevoked(session_id.to_string())));
+        let _ = self.inner.global.send(Arc::new(GlobalEvent::SessionRevoked(
+            session_id.to_string(),
+        )));
     }
 
     pub fn user_revoked(&self, user: &UserId) {
-        let _ = self.inner.global.send(Arc::new(GlobalEvent::UserRevoked(user.clone())));
+        let _ = self
+            .inner
+            .global
+            .send(Arc::new(GlobalEvent::UserRevoked(user.clone())));
     }
 
     /// Sends every local presence change to other processes from now on.
@@ -316,7 +329,10 @@ impl Hub {
             let mut p = room.presence.lock().unwrap_or_else(|e| e.into_inner());
             // A process we had not heard of yet here: tell it about us at once
             // instead of at our next periodic repeat.
-            if p.remote.insert(origin.to_string(), (Instant::now(), users)).is_none() {
+            if p.remote
+                .insert(origin.to_string(), (Instant::now(), users))
+                .is_none()
+            {
                 p.local_changed = true;
             }
         }
@@ -325,7 +341,9 @@ impl Hub {
 
     /// Every open room's local presence, for the periodic repeat to other processes.
     pub fn republish_presence(&self) {
-        let Some(sink) = self.inner.presence_sink.get() else { return };
+        let Some(sink) = self.inner.presence_sink.get() else {
+            return;
+        };
         let rooms: Vec<Arc<Room>> = {
             let rooms = self.inner.rooms.lock().unwrap_or_else(|e| e.into_inner());
             rooms.values().filter_map(Weak::upgrade).collect()
@@ -338,7 +356,11 @@ impl Hub {
 
     /// Reserves one of the user's connection slots, or `None` at the cap.
     pub fn reserve_user(&self, user: &UserId) -> Option<UserSlot> {
-        let mut conns = self.inner.user_conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = self
+            .inner
+            .user_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let n = conns.entry(user.clone()).or_insert(0);
         if *n >= self.inner.limits.max_conns_per_user {
             return None;
@@ -472,10 +494,14 @@ impl Room {
             let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
             p.scheduled = false;
             p.last_sent = Some(Instant::now());
-            p.remote.retain(|_, (at, _)| at.elapsed() < REMOTE_PRESENCE_TTL);
+            p.remote
+                .retain(|_, (at, _)| at.elapsed() < REMOTE_PRESENCE_TTL);
             let local = local_entries(&p);
             let mut merged: BTreeMap<UserId, PresenceEntry> = BTreeMap::new();
-            for entry in local.iter().chain(p.remote.values().flat_map(|(_, users)| users)) {
+            for entry in local
+                .iter()
+                .chain(p.remote.values().flat_map(|(_, users)| users))
+            {
                 merged
                     .entry(entry.user_id.clone())
                     .and_modify(|e| e.connections += entry.connections)
@@ -538,7 +564,12 @@ pub struct UserSlot {
 
 impl Drop for UserSlot {
     fn drop(&mut self) {
-        let mut conns = self.hub.inner.user_conns.lock().unwrap_or_else(|e| e.into_inner());
+        let mut conns = self
+            .hub
+            .inner
+            .user_conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(n) = conns.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {

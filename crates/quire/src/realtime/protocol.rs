@@ -105,7 +105,11 @@ pub fn parse(text: &str) -> Result<ClientMsg, Option<BadOp>> {
     let Value::Object(map) = value else {
         return Err(None);
     };
-    let kind = map.get("type").and_then(Value::as_str).ok_or(None)?.to_string();
+    let kind = map
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or(None)?
+        .to_string();
     let r#ref = map.get("ref").and_then(Value::as_str).map(str::to_string);
     let bad = |message: String| {
         Some(BadOp {
@@ -218,15 +222,27 @@ mod tests {
 
     #[test]
     fn parses_ops_and_keeps_ref() {
-        let m = parse(r#"{"type":"cell.update","ref":"r1","cell_id":"c1","base_version":3,"source":"x"}"#).unwrap();
-        let ClientMsg::Op { r#ref, op } = m else { panic!() };
+        let m = parse(
+            r#"{"type":"cell.update","ref":"r1","cell_id":"c1","base_version":3,"source":"x"}"#,
+        )
+        .unwrap();
+        let ClientMsg::Op { r#ref, op } = m else {
+            panic!()
+        };
         assert_eq!(r#ref.as_deref(), Some("r1"));
-        assert!(matches!(op, Op::CellUpdate { base_version: Some(3), .. }));
+        assert!(matches!(
+            op,
+            Op::CellUpdate {
+                base_version: Some(3),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn update_requires_base_version() {
-        let err = parse(r#"{"type":"cell.update","ref":"r2","cell_id":"c1","source":"x"}"#).unwrap_err();
+        let err =
+            parse(r#"{"type":"cell.update","ref":"r2","cell_id":"c1","source":"x"}"#).unwrap_err();
         assert_eq!(err.unwrap().r#ref.as_deref(), Some("r2"));
     }
 
@@ -236,12 +252,20 @@ mod tests {
         assert!(parse("[1]").unwrap_err().is_none());
         assert!(parse(r#"{"no":"type"}"#).unwrap_err().is_none());
         assert!(parse(r#"{"type":"cell.explode"}"#).unwrap_err().is_some());
-        assert!(parse(r#"{"type":"cell.delete","cell_id":"bad id!"}"#).unwrap_err().is_some());
+        assert!(parse(r#"{"type":"cell.delete","cell_id":"bad id!"}"#)
+            .unwrap_err()
+            .is_some());
     }
 
     #[test]
     fn auth_with_since() {
         let m = parse(r#"{"type":"auth","token":"t","since":{"epoch":"e","version":4}}"#).unwrap();
-        assert!(matches!(m, ClientMsg::Auth { since: Some(Since { version: 4, .. }), .. }));
+        assert!(matches!(
+            m,
+            ClientMsg::Auth {
+                since: Some(Since { version: 4, .. }),
+                ..
+            }
+        ));
     }
 }

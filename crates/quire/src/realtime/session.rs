@@ -13,15 +13,15 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use clerk_auth::{AuthError, Principal, PublicCode};
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::hub::{GlobalEvent, RoomEvent, UserSlot};
 use super::protocol::{self, close, ClientMsg, Since};
@@ -54,8 +54,13 @@ pub struct PreAuth {
 type Closed = (u16, &'static str);
 
 /// Runs a socket to its end. Never panics on client input.
-pub async fn run<S, R>(sink: S, mut stream: R, state: AppState, id: NotebookId, pre: Option<PreAuth>)
-where
+pub async fn run<S, R>(
+    sink: S,
+    mut stream: R,
+    state: AppState,
+    id: NotebookId,
+    pre: Option<PreAuth>,
+) where
     S: Sink<Message> + Send + Unpin + 'static,
     S::Error: Display,
     R: Stream<Item = Inbound> + Unpin,
@@ -86,7 +91,10 @@ where
     drop(out);
     // Give the writer a moment to flush; a peer that does not read gets cut.
     let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(5), &mut writer).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
         writer.abort();
     }
 }
@@ -94,8 +102,11 @@ where
 /// Drains the outbound queue into the sink; stops after a close frame. An
 /// urgent close (the queue was full) jumps the queue: what is queued for a
 /// peer that stopped reading is stale anyway.
-async fn write_loop<S>(mut sink: S, mut rx: mpsc::Receiver<Message>, urgent: oneshot::Receiver<Message>)
-where
+async fn write_loop<S>(
+    mut sink: S,
+    mut rx: mpsc::Receiver<Message>,
+    urgent: oneshot::Receiver<Message>,
+) where
     S: Sink<Message> + Unpin,
     S::Error: Display,
 {
@@ -146,8 +157,16 @@ where
     let mut offset = 0;
     while offset < bytes.len() {
         let end = (offset + MAX_FRAME).min(bytes.len());
-        let opcode = if offset == 0 { Data::Text } else { Data::Continue };
-        let frame = Frame::message(bytes.slice(offset..end), OpCode::Data(opcode), end == bytes.len());
+        let opcode = if offset == 0 {
+            Data::Text
+        } else {
+            Data::Continue
+        };
+        let frame = Frame::message(
+            bytes.slice(offset..end),
+            OpCode::Data(opcode),
+            end == bytes.len(),
+        );
         sink.feed(Message::Frame(frame)).await?;
         offset = end;
     }
@@ -205,7 +224,11 @@ fn auth_close(e: &AuthError) -> Closed {
 }
 
 /// Waits for `{"type":"auth","token"}` within the auth timeout.
-async fn first_message_auth<R>(state: &AppState, id: NotebookId, stream: &mut R) -> Result<PreAuth, Closed>
+async fn first_message_auth<R>(
+    state: &AppState,
+    id: NotebookId,
+    stream: &mut R,
+) -> Result<PreAuth, Closed>
 where
     R: Stream<Item = Inbound> + Unpin,
 {
@@ -230,7 +253,9 @@ where
         crate::auth::record_failure(&e);
         auth_close(&e)
     })?;
-    admit(state, id, principal, since).await.map_err(|r| r.close())
+    admit(state, id, principal, since)
+        .await
+        .map_err(|r| r.close())
 }
 
 /// The next text frame (pings/pongs skipped); other frames end the wait.
@@ -241,7 +266,9 @@ where
     loop {
         match stream.next().await {
             Some(Inbound::Frame(Message::Text(text))) => return Ok(text.to_string()),
-            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                continue
+            }
             Some(Inbound::Frame(Message::Binary(_))) => {
                 return Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
             }
@@ -252,7 +279,6 @@ where
         }
     }
 }
-
 
 /// Why a verified caller may not have a socket on this notebook.
 #[derive(Debug)]
@@ -293,12 +319,20 @@ pub async fn admit(
     since: Option<Since>,
 ) -> Result<PreAuth, Refusal> {
     let user = UserId::parse(&principal.user_id).map_err(|_| Refusal::BadSubject)?;
-    let role = match state.store().role_of(id, &user).await.map_err(Refusal::Unavailable)? {
+    let role = match state
+        .store()
+        .role_of(id, &user)
+        .await
+        .map_err(Refusal::Unavailable)?
+    {
         Access::Role(role) => role,
         Access::NoAccess => return Err(Refusal::NoAccess),
         Access::NotFound => return Err(Refusal::NotFound),
     };
-    let slot = state.hub().reserve_user(&user).ok_or(Refusal::TooManyConnections)?;
+    let slot = state
+        .hub()
+        .reserve_user(&user)
+        .ok_or(Refusal::TooManyConnections)?;
     Ok(PreAuth {
         principal,
         user,
@@ -331,7 +365,8 @@ impl RateLimit {
     /// `Ok` to proceed; `Err(true)` when over the limit for too long.
     fn take(&mut self, close_after: Duration) -> Result<(), bool> {
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -368,7 +403,12 @@ const PENDING_OPS: usize = 32;
 
 impl Session {
     /// Joins the room, then sends `ready` (full, or resumed with the missed ops).
-    async fn start(state: &AppState, id: NotebookId, pre: PreAuth, out: &mut Outbox) -> Result<Session, Closed> {
+    async fn start(
+        state: &AppState,
+        id: NotebookId,
+        pre: PreAuth,
+        out: &mut Outbox,
+    ) -> Result<Session, Closed> {
         let mut seat = state.hub().join(id, &pre.user, pre.role);
         let rx = seat.take_receiver();
         let limits = state.hub().limits();
@@ -398,7 +438,11 @@ impl Session {
     }
 
     /// Resumes from `since` when the epoch matches and the log has every op.
-    async fn try_resume(&mut self, since: Option<&Since>, out: &mut Outbox) -> Result<bool, Closed> {
+    async fn try_resume(
+        &mut self,
+        since: Option<&Since>,
+        out: &mut Outbox,
+    ) -> Result<bool, Closed> {
         let Some(since) = since else { return Ok(false) };
         let store = self.state.store();
         let meta = store.notebook_meta(self.id).await.map_err(unavailable)?;
@@ -409,7 +453,11 @@ impl Session {
             return Ok(false);
         }
         let max = self.state.hub().limits().max_replay;
-        let Some(ops) = store.ops_since(self.id, since.version, max).await.map_err(unavailable)? else {
+        let Some(ops) = store
+            .ops_since(self.id, since.version, max)
+            .await
+            .map_err(unavailable)?
+        else {
             return Ok(false);
         };
         let ready = json!({
@@ -427,7 +475,12 @@ impl Session {
 
     /// A full `ready` with the notebook as of now.
     async fn send_ready(&mut self, out: &mut Outbox) -> Result<(), Closed> {
-        let notebook = self.state.store().notebook(self.id).await.map_err(unavailable)?;
+        let notebook = self
+            .state
+            .store()
+            .notebook(self.id)
+            .await
+            .map_err(unavailable)?;
         let Some(notebook) = notebook else {
             return Err((close::NOT_FOUND, "notebook not found"));
         };
@@ -450,7 +503,8 @@ impl Session {
     {
         let limits = self.state.hub().limits().clone();
         let cancel = self.state.hub().shutdown_token();
-        let mut ping = tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         let mut last_seen = Instant::now();
         loop {
             let step = tokio::select! {
@@ -476,15 +530,23 @@ impl Session {
         }
     }
 
-    async fn on_inbound(&mut self, inbound: Option<Inbound>, out: &mut Outbox) -> Result<(), Closed> {
+    async fn on_inbound(
+        &mut self,
+        inbound: Option<Inbound>,
+        out: &mut Outbox,
+    ) -> Result<(), Closed> {
         match inbound {
             // Boxed: handling a message (auth refresh, a commit) needs far
             // more space than waiting does, and most sockets mostly wait.
             Some(Inbound::Frame(Message::Text(text))) => Box::pin(self.on_text(&text, out)).await,
             Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
-            Some(Inbound::Frame(Message::Binary(_))) => Err((close::PROTOCOL_ERROR, "binary frames are not supported")),
+            Some(Inbound::Frame(Message::Binary(_))) => {
+                Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
+            }
             Some(Inbound::TooLarge) => Err((close::TOO_LARGE, "message too large")),
-            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => Err((1000, "closed by peer")),
+            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => {
+                Err((1000, "closed by peer"))
+            }
         }
     }
 
@@ -495,7 +557,12 @@ impl Session {
         match protocol::parse(text) {
             Err(None) => Err((close::PROTOCOL_ERROR, "not a JSON message with a type")),
             Err(Some(bad)) => out
-                .text(protocol::error(bad.r#ref.as_deref(), "invalid_op", &bad.message, None))
+                .text(protocol::error(
+                    bad.r#ref.as_deref(),
+                    "invalid_op",
+                    &bad.message,
+                    None,
+                ))
                 .map_err(slow),
             Ok(ClientMsg::Ping) => out.text(r#"{"type":"pong"}"#).map_err(slow),
             Ok(ClientMsg::Auth { token, .. }) => self.refresh(&token, out).await,
@@ -506,7 +573,9 @@ impl Session {
     /// In-band token refresh: same user required.
     async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), Closed> {
         match self.state.verify_token(token).await {
-            Ok(p) if p.user_id != self.principal.user_id => Err((close::FORBIDDEN, "token is for another user")),
+            Ok(p) if p.user_id != self.principal.user_id => {
+                Err((close::FORBIDDEN, "token is for another user"))
+            }
             Ok(p) => {
                 self.deadline = deadline(&p, &self.state);
                 self.principal = p;
@@ -516,8 +585,13 @@ impl Session {
             Err(e) if e.public_code() == PublicCode::AuthUnavailable => {
                 // Not the user's fault: keep the socket until the old token runs out.
                 crate::auth::record_failure(&e);
-                out.text(protocol::error(None, "auth_unavailable", "could not verify the token now; retry", None))
-                    .map_err(slow)
+                out.text(protocol::error(
+                    None,
+                    "auth_unavailable",
+                    "could not verify the token now; retry",
+                    None,
+                ))
+                .map_err(slow)
             }
             Err(e) => {
                 crate::auth::record_failure(&e);
@@ -538,32 +612,53 @@ impl Session {
         }
         if !self.role.can_write() {
             return out
-                .text(protocol::error(r#ref, "forbidden", "you can only read this notebook", None))
+                .text(protocol::error(
+                    r#ref,
+                    "forbidden",
+                    "you can only read this notebook",
+                    None,
+                ))
                 .map_err(slow);
         }
-        let queue = self.ops.get_or_insert_with(|| spawn_op_worker(&self.state, self.id, &self.user, out.tx.clone()));
+        let queue = self.ops.get_or_insert_with(|| {
+            spawn_op_worker(&self.state, self.id, &self.user, out.tx.clone())
+        });
         match queue.try_send((r#ref.map(str::to_string), op)) {
             Ok(()) => Ok(()),
             Err(_) => out
-                .text(protocol::error(r#ref, "rate_limited", "too many changes waiting to be saved", None))
+                .text(protocol::error(
+                    r#ref,
+                    "rate_limited",
+                    "too many changes waiting to be saved",
+                    None,
+                ))
                 .map_err(slow),
         }
     }
 
     /// Revocations: close at once when they concern this socket.
-    fn on_global(&mut self, event: Result<Arc<GlobalEvent>, broadcast::error::RecvError>) -> Result<(), Closed> {
+    fn on_global(
+        &mut self,
+        event: Result<Arc<GlobalEvent>, broadcast::error::RecvError>,
+    ) -> Result<(), Closed> {
         let revoked = (close::UNAUTHENTICATED, "session revoked");
         match event {
             Ok(event) => match &*event {
-                GlobalEvent::SessionRevoked(sid) if *sid == self.principal.session_id => Err(revoked),
+                GlobalEvent::SessionRevoked(sid) if *sid == self.principal.session_id => {
+                    Err(revoked)
+                }
                 GlobalEvent::UserRevoked(user) if *user == self.user => Err(revoked),
                 _ => Ok(()),
             },
             // Missed some: ask the revocation list directly.
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                self.state.revocations().check(&self.principal).map_err(|_| revoked)
+            Err(broadcast::error::RecvError::Lagged(_)) => self
+                .state
+                .revocations()
+                .check(&self.principal)
+                .map_err(|_| revoked),
+            Err(broadcast::error::RecvError::Closed) => {
+                Err((close::GOING_AWAY, "server shutting down"))
             }
-            Err(broadcast::error::RecvError::Closed) => Err((close::GOING_AWAY, "server shutting down")),
         }
     }
 
@@ -575,29 +670,44 @@ impl Session {
         let event = match event {
             Ok(event) => event,
             Err(broadcast::error::RecvError::Lagged(_)) => return Err(SLOW),
-            Err(broadcast::error::RecvError::Closed) => return Err((close::GOING_AWAY, "room closed")),
+            Err(broadcast::error::RecvError::Closed) => {
+                return Err((close::GOING_AWAY, "room closed"))
+            }
         };
         match &*event {
             RoomEvent::Op { version, text } => self.on_op_event(*version, text, out).await,
             RoomEvent::Presence(text) => out.text(text.clone()).map_err(slow),
             RoomEvent::Role { user, role } if *user == self.user => {
                 self.role = *role;
-                out.text(json!({"type": "role", "role": role}).to_string()).map_err(slow)
+                out.text(json!({"type": "role", "role": role}).to_string())
+                    .map_err(slow)
             }
-            RoomEvent::Removed { user } if *user == self.user => Err((close::FORBIDDEN, "access removed")),
+            RoomEvent::Removed { user } if *user == self.user => {
+                Err((close::FORBIDDEN, "access removed"))
+            }
             RoomEvent::Deleted => Err((close::NOT_FOUND, "notebook deleted")),
             RoomEvent::Role { .. } | RoomEvent::Removed { .. } => Ok(()),
         }
     }
 
     /// Relays an op in order; a gap is filled from the op log first.
-    async fn on_op_event(&mut self, version: i64, text: &Utf8Bytes, out: &mut Outbox) -> Result<(), Closed> {
+    async fn on_op_event(
+        &mut self,
+        version: i64,
+        text: &Utf8Bytes,
+        out: &mut Outbox,
+    ) -> Result<(), Closed> {
         if version <= self.delivered {
             return Ok(());
         }
         if version > self.delivered + 1 {
             let max = self.state.hub().limits().max_replay;
-            let missed = self.state.store().ops_since(self.id, self.delivered, max).await.map_err(unavailable)?;
+            let missed = self
+                .state
+                .store()
+                .ops_since(self.id, self.delivered, max)
+                .await
+                .map_err(unavailable)?;
             match missed {
                 Some(ops) => {
                     for op in ops.iter().filter(|op| op.version < version) {
@@ -651,7 +761,11 @@ fn op_error(r#ref: Option<&str>, e: ApplyError) -> String {
             "the cell was changed by someone else".to_string(),
             serde_json::to_value(&*current).ok(),
         ),
-        ApplyError::Op(OpError::DuplicateCellId) => ("conflict", "a cell with this id already exists".into(), None),
+        ApplyError::Op(OpError::DuplicateCellId) => (
+            "conflict",
+            "a cell with this id already exists".into(),
+            None,
+        ),
         ApplyError::Op(OpError::CellNotFound) => ("not_found", "cell not found".into(), None),
         ApplyError::NotebookNotFound => ("not_found", "notebook not found".into(), None),
         ApplyError::Forbidden => ("forbidden", "you can only read this notebook".into(), None),
@@ -659,7 +773,11 @@ fn op_error(r#ref: Option<&str>, e: ApplyError) -> String {
         ApplyError::VersionMismatch { .. } => ("conflict", "the notebook changed".into(), None),
         ApplyError::Store(e) => {
             tracing::error!(error = ?e, "socket op failed in the store");
-            ("internal", "the change could not be saved; retry".into(), None)
+            (
+                "internal",
+                "the change could not be saved; retry".into(),
+                None,
+            )
         }
     };
     protocol::error(r#ref, code, &message, current)
@@ -715,9 +833,25 @@ mod tests {
         let standin = ClerkStandIn::new();
         let auth = AuthSettings::with_pem(standin.public_key_pem(), Some(standin.issuer()));
         let verifier = Verifier::new(auth.key_source.clone(), auth.verifier.clone()).unwrap();
-        let config = Config::new("127.0.0.1:0".parse().unwrap(), "sqlite::memory:".into(), auth);
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::connect("sqlite::memory:", StoreOptions::default()).await.unwrap());
-        let state = AppState::new(StateParts { config, store, verifier, realtime, fanout: None, dev_routes: None }).unwrap();
+        let config = Config::new(
+            "127.0.0.1:0".parse().unwrap(),
+            "sqlite::memory:".into(),
+            auth,
+        );
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::connect("sqlite::memory:", StoreOptions::default())
+                .await
+                .unwrap(),
+        );
+        let state = AppState::new(StateParts {
+            config,
+            store,
+            verifier,
+            realtime,
+            fanout: None,
+            dev_routes: None,
+        })
+        .unwrap();
         Harness { state, standin }
     }
 
@@ -729,7 +863,9 @@ mod tests {
 
     impl Client {
         fn send(&self, v: Value) {
-            self.to_server.unbounded_send(Inbound::Frame(Message::Text(v.to_string().into()))).unwrap();
+            self.to_server
+                .unbounded_send(Inbound::Frame(Message::Text(v.to_string().into())))
+                .unwrap();
         }
 
         async fn next(&mut self) -> Message {
@@ -756,17 +892,30 @@ mod tests {
         let (to_server, stream) = fmpsc::unbounded();
         let (sink, from_server) = fmpsc::unbounded();
         tokio::spawn(run(sink, stream, h.state.clone(), id, None));
-        Client { to_server, from_server }
+        Client {
+            to_server,
+            from_server,
+        }
     }
 
     async fn notebook(h: &Harness, owner: &str) -> NotebookId {
         let owner = UserId::parse(owner).unwrap();
-        h.state.store().create_notebook(&owner, "t", Default::default(), vec![]).await.unwrap().meta.id
+        h.state
+            .store()
+            .create_notebook(&owner, "t", Default::default(), vec![])
+            .await
+            .unwrap()
+            .meta
+            .id
     }
 
     #[tokio::test]
     async fn silent_client_gets_nothing_then_4408() {
-        let h = harness(RealtimeLimits { auth_timeout: Duration::from_millis(100), ..Default::default() }).await;
+        let h = harness(RealtimeLimits {
+            auth_timeout: Duration::from_millis(100),
+            ..Default::default()
+        })
+        .await;
         let id = notebook(&h, "user_a").await;
         let mut client = connect(&h, id);
         // The very first thing the server writes is the close: no data before auth.
@@ -787,7 +936,10 @@ mod tests {
         assert_eq!(ready["role"], "owner");
         client.send(json!({"type": "cell.insert", "ref": "r1", "cell": {"cell_type": "code", "source": "1"}}));
         let ack = client.next_of("ack").await;
-        assert_eq!((ack["ref"].as_str(), ack["version"].as_i64()), (Some("r1"), Some(1)));
+        assert_eq!(
+            (ack["ref"].as_str(), ack["version"].as_i64()),
+            (Some("r1"), Some(1))
+        );
         let op = client.next_of("op").await;
         assert_eq!(op["version"], 1);
         assert_eq!(op["op"]["type"], "cell.insert");
@@ -799,10 +951,14 @@ mod tests {
         let id = notebook(&h, "user_a").await;
         let mut stranger = connect(&h, id);
         stranger.send(json!({"type": "auth", "token": h.standin.token("user_b").sign()}));
-        assert!(matches!(stranger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::FORBIDDEN));
+        assert!(
+            matches!(stranger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::FORBIDDEN)
+        );
         let mut forger = connect(&h, id);
         forger.send(json!({"type": "auth", "token": ClerkStandIn::new().token("user_a").sign()}));
-        assert!(matches!(forger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::UNAUTHENTICATED));
+        assert!(
+            matches!(forger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::UNAUTHENTICATED)
+        );
     }
 }
 
@@ -814,11 +970,15 @@ mod fragment_tests {
     async fn large_texts_go_out_as_bounded_fragments() {
         let text = "é".repeat(5000); // 10,000 bytes, multi-byte chars split across frames
         let mut frames: Vec<Message> = Vec::new();
-        send_fragmented(&mut frames, Message::Text(text.clone().into())).await.unwrap();
+        send_fragmented(&mut frames, Message::Text(text.clone().into()))
+            .await
+            .unwrap();
         assert_eq!(frames.len(), 3);
         let mut joined = Vec::new();
         for (i, m) in frames.iter().enumerate() {
-            let Message::Frame(f) = m else { panic!("raw frames expected") };
+            let Message::Frame(f) = m else {
+                panic!("raw frames expected")
+            };
             assert!(f.payload().len() <= MAX_FRAME);
             assert_eq!(f.header().is_final, i == 2);
             let want = if i == 0 { Data::Text } else { Data::Continue };
@@ -828,7 +988,9 @@ mod fragment_tests {
         assert_eq!(joined, text.as_bytes());
         // Small messages are untouched.
         let mut small: Vec<Message> = Vec::new();
-        send_fragmented(&mut small, Message::Text("hi".into())).await.unwrap();
+        send_fragmented(&mut small, Message::Text("hi".into()))
+            .await
+            .unwrap();
         assert!(matches!(&small[..], [Message::Text(t)] if t.as_str() == "hi"));
     }
 }

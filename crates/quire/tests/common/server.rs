@@ -47,7 +47,9 @@ pub async fn build(setup: Setup) -> Built {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let api_url = match &setup.key_source {
-        KeySource::Jwks { api_url, .. } | KeySource::ClientsVerify { api_url, .. } => api_url.clone(),
+        KeySource::Jwks { api_url, .. } | KeySource::ClientsVerify { api_url, .. } => {
+            api_url.clone()
+        }
         KeySource::Pem(_) => "http://127.0.0.1:9".into(),
     };
     let config = Config {
