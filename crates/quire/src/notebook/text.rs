@@ -21,8 +21,12 @@
 //!
 //! # Canonical form and the empty set
 //!
-//! Results of [`transform`] and [`compose`] are canonical: no change is empty
-//! and no two changes touch (`to` of one < `from` of the next). An edit the
+//! Results of [`transform`] and [`compose`] are canonical: no change is empty,
+//! and touching changes are merged where that keeps every inserted text at its
+//! gap (a deletion joins the change before it; text joins a pure insertion at
+//! the same spot). A deletion followed by an insertion at its end stays two
+//! changes: merged, the text would move to the deletion's start and a later
+//! committed insertion there would order differently. An edit the
 //! transform reduces to nothing is an empty [`ChangeSet`], which serializes as
 //! `[]`; it is still a valid set to apply (and one accepted op for the server).
 //! Only client input must be non-empty ([`ChangeSet::new`], [`validate`]).
@@ -268,14 +272,16 @@ pub fn compose(a: &ChangeSet, b: &ChangeSet) -> ChangeSet {
     loop {
         match (x, y) {
             (Step::Retain(ENDLESS), Step::Retain(ENDLESS)) => break,
-            (Step::Delete(n), _) => {
-                out.delete(n);
-                x = first.next();
-                continue;
-            }
+            // `b`'s text before `a`'s deletion: at the earliest gap it can
+            // have, so later transforms order it as they would `b` itself.
             (_, Step::Insert(s)) => {
                 out.insert(s);
                 y = second.next();
+                continue;
+            }
+            (Step::Delete(n), _) => {
+                out.delete(n);
+                x = first.next();
                 continue;
             }
             _ => {}
@@ -441,8 +447,8 @@ impl<'a> GapCursor<'a> {
     }
 }
 
-/// Builds a canonical set from retain / delete / insert steps, merging
-/// touching changes and dropping empty ones.
+/// Builds a canonical set from retain / delete / insert steps: drops empty
+/// steps and merges only where no inserted text changes gap (module docs).
 #[derive(Default)]
 struct Builder {
     pos: usize,
@@ -469,7 +475,7 @@ impl Builder {
 
     fn push(&mut self, to: usize, insert: &str) {
         match self.changes.last_mut() {
-            Some(last) if last.to == self.pos => {
+            Some(last) if last.to == self.pos && (insert.is_empty() || last.from == last.to) => {
                 last.to = to;
                 last.insert.push_str(insert);
             }

@@ -1,0 +1,351 @@
+//! Property tests of the character-level transform (`quire::notebook::text`)
+//! and the generator of the fixture the JavaScript twin (`web/src/ot.js`) is
+//! checked against.
+//!
+//! Texts mix ASCII, newlines, BMP and astral characters (surrogate pairs);
+//! every inserted string starts with a marker character used nowhere else, so
+//! "never lost, never duplicated" is a count. The merged text is compared with
+//! an oracle that spells out DESIGN.md's rule unit by unit.
+//!
+//! `QUIRE_WRITE_OT_FIXTURES=1 cargo test -p quire --test text_transform`
+//! rewrites `web/test/fixtures/ot-cases.json`; without it the test fails when
+//! the committed file differs from what this code computes.
+
+use std::path::PathBuf;
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use quire::notebook::text::{
+    apply, compose, transform, transform_over, transform_pair, utf16_len, validate, Change,
+    ChangeSet,
+};
+use serde::{Deserialize, Serialize};
+
+/// Characters of generated texts: one and two UTF-16 units, a newline.
+const ALPHABET: &[char] = &['a', 'b', 'c', ' ', '\n', 'é', '中', '😀', '𝄞'];
+/// First marker of each side's insertions (BMP and astral private use).
+const MARK_A: u32 = 0xF0000;
+const MARK_B: u32 = 0xE000;
+const MARK_A2: u32 = 0xF1000;
+const MARK_C: u32 = 0xE800;
+
+fn text() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(ALPHABET), 0..=16).prop_map(String::from_iter)
+}
+
+/// Valid changes on `text`: 1 to 5 of them at character boundaries, each
+/// insertion starting with its own marker `mark + i`.
+fn changes_on(text: &str, mark: u32) -> impl Strategy<Value = ChangeSet> {
+    let mut bounds = vec![0];
+    bounds.extend(text.chars().scan(0, |unit, c| {
+        *unit += c.len_utf16();
+        Some(*unit)
+    }));
+    let n = bounds.len() - 1;
+    let filler = prop::option::of(text_of_len(0..=2));
+    prop::collection::vec((0..=n, 0..=n, filler), 1..=5)
+        .prop_map(move |raw| build(&bounds, raw, mark))
+}
+
+fn text_of_len(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(ALPHABET), len).prop_map(String::from_iter)
+}
+
+/// Sort raw (char index, char index, insertion) triples into a valid set,
+/// dropping what would overlap or repeat a pure insertion.
+fn build(bounds: &[usize], raw: Vec<(usize, usize, Option<String>)>, mark: u32) -> ChangeSet {
+    let mut raw: Vec<_> = raw
+        .into_iter()
+        .map(|(x, y, ins)| (x.min(y), x.max(y), ins))
+        .collect();
+    raw.sort_by_key(|r| (r.0, r.1));
+    let mut changes: Vec<Change> = Vec::new();
+    for (x, y, ins) in raw {
+        let (from, to) = (bounds[x], bounds[y]);
+        if let Some(prev) = changes.last() {
+            let repeated_insertion = from == to && prev.from == prev.to && prev.to == from;
+            if from < prev.to || repeated_insertion {
+                continue;
+            }
+        }
+        let insert = ins.map_or_else(String::new, |filler| {
+            let marker = char::from_u32(mark + changes.len() as u32).expect("marker");
+            format!("{marker}{filler}")
+        });
+        changes.push(Change { from, to, insert });
+    }
+    ChangeSet::new(changes).expect("generated changes are valid")
+}
+
+fn run(text: &str, set: &ChangeSet) -> String {
+    apply(text, set, usize::MAX).expect("applies")
+}
+
+/// DESIGN.md's rule, spelled out: at every gap the committed text, then the
+/// incoming text, then the original unit unless either side deleted it.
+fn oracle(text: &str, committed: &ChangeSet, incoming: &ChangeSet) -> String {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let deleted = |set: &ChangeSet, u: usize| set.changes().iter().any(|c| c.from <= u && u < c.to);
+    let inserted = |set: &ChangeSet, g: usize, out: &mut Vec<u16>| {
+        let here = set.changes().iter().filter(|c| c.from == g);
+        out.extend(here.flat_map(|c| c.insert.encode_utf16()));
+    };
+    let mut out = Vec::new();
+    for g in 0..=units.len() {
+        inserted(committed, g, &mut out);
+        inserted(incoming, g, &mut out);
+        if g < units.len() && !deleted(committed, g) && !deleted(incoming, g) {
+            out.push(units[g]);
+        }
+    }
+    String::from_utf16(&out).expect("the rule never splits a surrogate pair")
+}
+
+/// A result set must be valid where it applies: sorted, in range, on
+/// character boundaries (an empty set is the one allowed exception).
+fn assert_valid_on(set: &ChangeSet, text: &str) {
+    if !set.is_empty() {
+        assert_eq!(validate(set.changes(), text), Ok(()), "{set:?} on {text:?}");
+    }
+}
+
+fn inserts(set: &ChangeSet) -> impl Iterator<Item = &str> {
+    set.changes()
+        .iter()
+        .map(|c| c.insert.as_str())
+        .filter(|s| !s.is_empty())
+}
+
+/// A text, a committed edit and a concurrent incoming edit on it.
+fn concurrent() -> impl Strategy<Value = (String, ChangeSet, ChangeSet)> {
+    text().prop_flat_map(|t| {
+        let (a, b) = (changes_on(&t, MARK_A), changes_on(&t, MARK_B));
+        (Just(t), a, b)
+    })
+}
+
+/// A text, an edit and a second edit made on the first one's result.
+fn sequential(mark: u32) -> impl Strategy<Value = (String, ChangeSet, ChangeSet)> {
+    text()
+        .prop_flat_map(|t| {
+            let a = changes_on(&t, MARK_A);
+            (Just(t), a)
+        })
+        .prop_flat_map(move |(t, a)| {
+            let next = changes_on(&run(&t, &a), mark);
+            (Just(t), Just(a), next)
+        })
+}
+
+/// Two committed edits in commit order and an incoming edit on the first text.
+fn two_committed() -> impl Strategy<Value = (String, ChangeSet, ChangeSet, ChangeSet)> {
+    sequential(MARK_A2).prop_flat_map(|(t, a1, a2)| {
+        let b = changes_on(&t, MARK_B);
+        (Just(t), Just(a1), Just(a2), b)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn both_orders_converge_on_the_designed_text((t, a, b) in concurrent()) {
+        let (a2, b2) = transform_pair(&a, &b);
+        prop_assert_eq!(&b2, &transform(&b, &a));
+        let (ta, tb) = (run(&t, &a), run(&t, &b));
+        assert_valid_on(&b2, &ta);
+        assert_valid_on(&a2, &tb);
+        let merged = run(&ta, &b2);
+        prop_assert_eq!(&merged, &run(&tb, &a2));
+        prop_assert_eq!(&merged, &oracle(&t, &a, &b));
+    }
+
+    #[test]
+    fn every_insertion_survives_exactly_once((t, a, b) in concurrent()) {
+        let merged = run(&run(&t, &a), &transform(&b, &a));
+        for ins in inserts(&a).chain(inserts(&b)) {
+            prop_assert_eq!(merged.matches(ins).count(), 1, "{:?} in {:?}", ins, merged);
+        }
+        let markers = merged.chars().filter(|c| ('\u{E000}'..='\u{F8FF}').contains(c)
+            || *c >= '\u{F0000}').count();
+        prop_assert_eq!(markers, inserts(&a).chain(inserts(&b)).count());
+    }
+
+    #[test]
+    fn transforming_over_a_sequence_is_transforming_step_by_step(
+        (t, a1, a2, b) in two_committed()
+    ) {
+        let over = transform_over(&b, [&a1, &a2]);
+        prop_assert_eq!(&over, &transform(&transform(&b, &a1), &a2));
+        prop_assert_eq!(&over, &transform(&b, &compose(&a1, &a2)));
+        assert_valid_on(&over, &run(&run(&t, &a1), &a2));
+    }
+
+    #[test]
+    fn compose_does_what_applying_both_does((t, a, b) in sequential(MARK_C)) {
+        let c = compose(&a, &b);
+        assert_valid_on(&c, &t);
+        prop_assert_eq!(run(&t, &c), run(&run(&t, &a), &b));
+    }
+}
+
+/// One fixture case: inputs and what Rust computes from them.
+#[derive(Debug, Serialize, Deserialize)]
+struct Case {
+    text: String,
+    /// Committed edit on `text`.
+    a: ChangeSetJson,
+    /// Incoming edit on `text`.
+    b: ChangeSetJson,
+    /// A second committed edit, on `apply(text, a)`.
+    a2: ChangeSetJson,
+    /// `transform(b, a)`.
+    b_prime: ChangeSetJson,
+    /// The committed edit as the incoming side applies it (`transform_pair`).
+    a_prime: ChangeSetJson,
+    /// `apply(apply(text, a), b_prime)`.
+    result: String,
+    /// `transform_over(b, [a, a2])`.
+    b_over: ChangeSetJson,
+    /// `compose(a, b_prime)`.
+    composed: ChangeSetJson,
+}
+
+/// An input that is not a valid edit of `text` and why (or `ok`).
+#[derive(Debug, Serialize, Deserialize)]
+struct Check {
+    text: String,
+    changes: Vec<Change>,
+    /// `TextError::reason`, or "ok".
+    reason: String,
+    /// `TextError::index`, when the error names a change.
+    index: Option<usize>,
+}
+
+type ChangeSetJson = Vec<Change>;
+
+const CASES: usize = 600;
+const CHECKS: usize = 300;
+const SEED: [u8; 32] = *b"quire ot fixture, seed number 1!";
+
+fn fixture_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../web/test/fixtures/ot-cases.json")
+}
+
+fn case((text, a, a2, b): (String, ChangeSet, ChangeSet, ChangeSet)) -> Case {
+    let (a_prime, b_prime) = transform_pair(&a, &b);
+    let result = run(&run(&text, &a), &b_prime);
+    Case {
+        b_over: transform_over(&b, [&a, &a2]).into_changes(),
+        composed: compose(&a, &b_prime).into_changes(),
+        text,
+        a: a.into_changes(),
+        b: b.into_changes(),
+        a2: a2.into_changes(),
+        b_prime: b_prime.into_changes(),
+        a_prime: a_prime.into_changes(),
+        result,
+    }
+}
+
+/// Raw change lists (any order, any unit position up to one past the end,
+/// sometimes none) to pin every `invalid_op` reason; [`fixture`] adds one
+/// list that is too long.
+fn raw_input() -> impl Strategy<Value = (String, Vec<Change>)> {
+    text().prop_flat_map(|t| {
+        let max = utf16_len(&t) + 1;
+        let change = (0..=max, 0..=max, text_of_len(0..=1)).prop_map(|(from, to, insert)| Change {
+            from,
+            to,
+            insert,
+        });
+        (Just(t), prop::collection::vec(change, 0..=3))
+    })
+}
+
+fn check((text, changes): (String, Vec<Change>)) -> Check {
+    let outcome = validate(&changes, &text);
+    Check {
+        reason: outcome
+            .as_ref()
+            .map_or_else(|e| e.reason().to_owned(), |()| "ok".to_owned()),
+        index: outcome.err().and_then(|e| e.index()),
+        text,
+        changes,
+    }
+}
+
+fn draw<S: Strategy>(strategy: &S, runner: &mut TestRunner) -> S::Value {
+    strategy.new_tree(runner).expect("generates").current()
+}
+
+/// The fixture text: one case per line so a diff shows which cases changed.
+fn fixture() -> String {
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &SEED);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    let cases = two_committed();
+    let lines: Vec<String> = (0..CASES)
+        .map(|_| case(draw(&cases, &mut runner)))
+        .map(|c| serde_json::to_string(&c).expect("serializes"))
+        .collect();
+    let too_many = (
+        String::new(),
+        vec![
+            Change {
+                from: 0,
+                to: 0,
+                insert: String::new()
+            };
+            1001
+        ],
+    );
+    let checks: Vec<String> = (0..CHECKS)
+        .map(|_| check(draw(&raw_input(), &mut runner)))
+        .chain([check(too_many)])
+        .map(|c| serde_json::to_string(&c).expect("serializes"))
+        .collect();
+    format!(
+        "{{\"cases\":[\n{}\n],\n\"checks\":[\n{}\n]}}\n",
+        lines.join(",\n"),
+        checks.join(",\n")
+    )
+}
+
+#[test]
+fn the_javascript_fixture_is_what_rust_computes() {
+    let expected = fixture();
+    let path = fixture_path();
+    if std::env::var_os("QUIRE_WRITE_OT_FIXTURES").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(&path, &expected).expect("write fixture");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == expected,
+        "{} is stale: rerun with QUIRE_WRITE_OT_FIXTURES=1",
+        path.display()
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&committed).expect("valid JSON");
+    let reasons: std::collections::BTreeSet<&str> = parsed["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter_map(|c| c["reason"].as_str())
+        .collect();
+    let all = [
+        "ok",
+        "empty",
+        "too_many",
+        "reversed",
+        "out_of_order",
+        "overlapping",
+        "duplicate_insertion",
+        "past_end",
+        "splits_surrogate",
+    ];
+    assert!(
+        all.iter().all(|r| reasons.contains(r)),
+        "the checks cover every reason: {reasons:?}"
+    );
+}
