@@ -255,12 +255,20 @@ fn case((text, a, a2, b): (String, ChangeSet, ChangeSet, ChangeSet)) -> Case {
 fn raw_input() -> impl Strategy<Value = (String, Vec<Change>)> {
     text().prop_flat_map(|t| {
         let max = utf16_len(&t) + 1;
-        let change = (0..=max, 0..=max, text_of_len(0..=1)).prop_map(|(from, to, insert)| Change {
-            from,
-            to,
-            insert,
-        });
-        (Just(t), prop::collection::vec(change, 0..=3))
+        // Mostly `from <= to` and non-empty, so the later rules get their turn.
+        let change =
+            (0..=max, 0..=max, 0..8u8, text_of_len(0..=1)).prop_map(|(x, y, reversed, insert)| {
+                let (from, to) = if reversed == 0 {
+                    (x, y)
+                } else {
+                    (x.min(y), x.max(y))
+                };
+                Change { from, to, insert }
+            });
+        let count = prop_oneof![1 => Just(0), 9 => 1..=3usize];
+        let change = change.boxed();
+        let changes = count.prop_flat_map(move |n| prop::collection::vec(change.clone(), n));
+        (Just(t), changes)
     })
 }
 

@@ -730,6 +730,19 @@ mod tests {
         let c = compose(&a, &b);
         assert_eq!(run(&run("abc", &a), &b), "YQbc");
         assert_eq!(run("abc", &c), "YQbc");
-        assert_eq!(c, set(&[(0, 1, "YQ")]));
+        // "YQ" stays at gap 1, where `a` put its text.
+        assert_eq!(c, set(&[(0, 1, ""), (1, 1, "YQ")]));
+    }
+
+    #[test]
+    fn transformed_text_keeps_its_gap_for_later_transforms() {
+        // "M" lands right after a kept "x" and a deleted stretch; merging it
+        // into the deletion would move it before a committed "X" there.
+        let (a1, a2) = (set(&[(1, 2, "")]), set(&[(1, 1, "X")]));
+        let b = set(&[(0, 1, ""), (2, 2, "M")]);
+        let once = transform(&b, &a1);
+        assert_eq!(once, set(&[(0, 1, ""), (1, 1, "M")]));
+        assert_eq!(run("xyz", &a1), "xz");
+        assert_eq!(run(&run("xz", &a2), &transform(&once, &a2)), "XMz");
     }
 }
