@@ -5,7 +5,10 @@
 //! Texts mix ASCII, newlines, BMP and astral characters (surrogate pairs);
 //! every inserted string starts with a marker character used nowhere else, so
 //! "never lost, never duplicated" is a count. The merged text is compared with
-//! an oracle that spells out DESIGN.md's rule unit by unit.
+//! an oracle that spells out DESIGN.md's rule unit by unit. A model of the
+//! Jupiter protocol (one edit in flight per client, later ones composed,
+//! remote ops rebased over both) checks clients end with the server's text
+//! under any interleaving of typing, sending, serving and receiving.
 //!
 //! `QUIRE_WRITE_OT_FIXTURES=1 cargo test -p quire --test text_transform`
 //! rewrites `web/test/fixtures/ot-cases.json`; without it the test fails when
@@ -17,7 +20,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use quire::notebook::text::{
-    apply, compose, transform, transform_over, transform_pair, utf16_len, validate, Change,
+    apply, compose, rebase, transform, transform_over, transform_pair, utf16_len, validate, Change,
     ChangeSet,
 };
 use serde::{Deserialize, Serialize};
@@ -37,11 +40,7 @@ fn text() -> impl Strategy<Value = String> {
 /// Valid changes on `text`: 1 to 5 of them at character boundaries, each
 /// insertion starting with its own marker `mark + i`.
 fn changes_on(text: &str, mark: u32) -> impl Strategy<Value = ChangeSet> {
-    let mut bounds = vec![0];
-    bounds.extend(text.chars().scan(0, |unit, c| {
-        *unit += c.len_utf16();
-        Some(*unit)
-    }));
+    let bounds = char_bounds(text);
     let n = bounds.len() - 1;
     let filler = prop::option::of(text_of_len(0..=2));
     prop::collection::vec((0..=n, 0..=n, filler), 1..=5)
@@ -187,6 +186,198 @@ proptest! {
         let c = compose(&a, &b);
         assert_valid_on(&c, &t);
         prop_assert_eq!(run(&t, &c), run(&run(&t, &a), &b));
+    }
+}
+
+/// Raw changes for a text not known yet: char indices are taken modulo the
+/// number of character boundaries when the edit is made.
+type RawChanges = Vec<(usize, usize, Option<String>)>;
+
+/// One step of a run of the Jupiter protocol with a few clients.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A client types: the edit applies locally and joins its waiting edit.
+    Type(usize, RawChanges),
+    /// A client with nothing in flight sends its waiting edit.
+    Send(usize),
+    /// The server takes the next edit a client sent.
+    Serve(usize),
+    /// A client reads the next op the server broadcast to it.
+    Receive(usize),
+}
+
+const CLIENTS: usize = 3;
+
+fn step() -> impl Strategy<Value = Step> {
+    let client = 0..CLIENTS;
+    let raw = prop::collection::vec(
+        (
+            0..=24usize,
+            0..=24usize,
+            prop::option::of(text_of_len(0..=1)),
+        ),
+        1..=3,
+    );
+    prop_oneof![
+        2 => (client.clone(), raw).prop_map(|(c, r)| Step::Type(c, r)),
+        1 => client.clone().prop_map(Step::Send),
+        1 => client.clone().prop_map(Step::Serve),
+        2 => client.prop_map(Step::Receive),
+    ]
+}
+
+/// A client's side: its text, the server version it has seen, the edit in
+/// flight (on that version) and the local edits waiting behind it, composed.
+#[derive(Default)]
+struct Client {
+    text: String,
+    version: usize,
+    in_flight: Option<ChangeSet>,
+    waiting: Option<ChangeSet>,
+    outbox: std::collections::VecDeque<(usize, ChangeSet)>,
+    inbox: std::collections::VecDeque<(usize, ChangeSet)>,
+}
+
+/// The server: the text and every committed edit, in order.
+struct Session {
+    text: String,
+    log: Vec<ChangeSet>,
+    clients: Vec<Client>,
+    next_mark: u32,
+}
+
+impl Session {
+    fn new(text: String) -> Self {
+        let clients = (0..CLIENTS)
+            .map(|_| Client {
+                text: text.clone(),
+                ..Client::default()
+            })
+            .collect();
+        Self {
+            text,
+            log: Vec::new(),
+            clients,
+            next_mark: 0x10_0000,
+        }
+    }
+
+    fn run(&mut self, step: Step) {
+        match step {
+            Step::Type(c, raw) => self.type_in(c, raw),
+            Step::Send(c) => self.send(c),
+            Step::Serve(c) => self.serve(c),
+            Step::Receive(c) => self.receive(c),
+        }
+    }
+
+    fn type_in(&mut self, c: usize, raw: RawChanges) {
+        let client = &mut self.clients[c];
+        let bounds = char_bounds(&client.text);
+        let n = bounds.len();
+        let raw = raw
+            .into_iter()
+            .map(|(x, y, ins)| (x % n, y % n, ins))
+            .collect();
+        let edit = build(&bounds, raw, self.next_mark);
+        self.next_mark += 8;
+        client.text = run(&client.text, &edit);
+        client.waiting = Some(match client.waiting.take() {
+            Some(waiting) => compose(&waiting, &edit),
+            None => edit,
+        });
+    }
+
+    fn send(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        if client.in_flight.is_none() {
+            if let Some(edit) = client.waiting.take() {
+                client.outbox.push_back((client.version, edit.clone()));
+                client.in_flight = Some(edit);
+            }
+        }
+    }
+
+    fn serve(&mut self, c: usize) {
+        let Some((base, edit)) = self.clients[c].outbox.pop_front() else {
+            return;
+        };
+        let edit = transform_over(&edit, &self.log[base..]);
+        self.text = run(&self.text, &edit);
+        self.log.push(edit.clone());
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            // The author's copy stands for the ack.
+            let author = if i == c { usize::MAX } else { c };
+            client.inbox.push_back((author, edit.clone()));
+        }
+    }
+
+    fn receive(&mut self, c: usize) {
+        let client = &mut self.clients[c];
+        let Some((author, remote)) = client.inbox.pop_front() else {
+            return;
+        };
+        client.version += 1;
+        if author == usize::MAX {
+            client.in_flight = None;
+            return;
+        }
+        let mut remote = remote;
+        for pending in [&mut client.in_flight, &mut client.waiting] {
+            if let Some(edit) = pending.take() {
+                let (remote_after, edit_after) = rebase(&edit, &remote);
+                remote = remote_after;
+                *pending = Some(edit_after);
+            }
+        }
+        client.text = run(&client.text, &remote);
+    }
+
+    /// Send, serve and receive everything still on its way.
+    fn settle(&mut self) {
+        while self
+            .clients
+            .iter()
+            .any(|c| c.waiting.is_some() || !c.outbox.is_empty() || !c.inbox.is_empty())
+        {
+            for c in 0..CLIENTS {
+                self.send(c);
+                self.serve(c);
+                while !self.clients[c].inbox.is_empty() {
+                    self.receive(c);
+                }
+            }
+        }
+    }
+}
+
+fn char_bounds(text: &str) -> Vec<usize> {
+    let mut bounds = vec![0];
+    bounds.extend(text.chars().scan(0, |unit, c| {
+        *unit += c.len_utf16();
+        Some(*unit)
+    }));
+    bounds
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    /// Clients typing, sending one edit at a time and rebasing what they have
+    /// not had acknowledged end with the server's text, whatever the timing.
+    #[test]
+    fn clients_and_server_converge_under_any_interleaving(
+        (t, steps) in (text(), prop::collection::vec(step(), 1..=40))
+    ) {
+        let mut session = Session::new(t);
+        for step in steps {
+            session.run(step);
+        }
+        session.settle();
+        for client in &session.clients {
+            prop_assert_eq!(&client.text, &session.text);
+            prop_assert_eq!(client.version, session.log.len());
+        }
     }
 }
 
