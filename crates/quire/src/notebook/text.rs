@@ -233,7 +233,9 @@ pub fn transform(incoming: &ChangeSet, committed: &ChangeSet) -> ChangeSet {
 }
 
 /// [`transform`] over several committed edits, in commit order (each relative
-/// to the text the previous one produced).
+/// to the text the previous one produced). With none, `incoming` comes back
+/// exactly as sent (DESIGN.md: on the current version the broadcast changes
+/// are those sent).
 pub fn transform_over<'a>(
     incoming: &ChangeSet,
     committed: impl IntoIterator<Item = &'a ChangeSet>,
