@@ -189,6 +189,46 @@ proptest! {
     }
 }
 
+/// DESIGN.md's input rules read literally, on UTF-16 units.
+fn valid_by_the_letter(changes: &[Change], units: &[u16]) -> bool {
+    let on_boundary = |p: usize| {
+        p <= units.len() && !(0 < p && p < units.len() && (0xDC00..=0xDFFF).contains(&units[p]))
+    };
+    let sorted = changes.windows(2).all(|w| {
+        let pure = |c: &Change| c.from == c.to;
+        w[0].to <= w[1].from && !(pure(&w[0]) && pure(&w[1]) && w[0].from == w[1].from)
+    });
+    (1..=1000).contains(&changes.len())
+        && sorted
+        && changes
+            .iter()
+            .all(|c| c.from <= c.to && on_boundary(c.from) && on_boundary(c.to))
+}
+
+/// Apply by splicing UTF-16 units, back to front.
+fn splice(units: &[u16], changes: &[Change]) -> String {
+    let mut out = units.to_vec();
+    for c in changes.iter().rev() {
+        out.splice(c.from..c.to, c.insert.encode_utf16());
+    }
+    String::from_utf16(&out).expect("valid changes keep pairs whole")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4096))]
+
+    #[test]
+    fn validate_and_apply_follow_the_rules_to_the_letter((t, changes) in raw_input()) {
+        let units: Vec<u16> = t.encode_utf16().collect();
+        let valid = valid_by_the_letter(&changes, &units);
+        prop_assert_eq!(validate(&changes, &t).is_ok(), valid);
+        if valid {
+            let set = ChangeSet::new(changes.clone()).expect("valid");
+            prop_assert_eq!(run(&t, &set), splice(&units, &changes));
+        }
+    }
+}
+
 /// Raw changes for a text not known yet: char indices are taken modulo the
 /// number of character boundaries when the edit is made.
 type RawChanges = Vec<(usize, usize, Option<String>)>;
