@@ -21,10 +21,9 @@
 //! as Jupyter does: a `source` string or list of strings is stored as one
 //! string and exported as a list of lines; missing, invalid or duplicated cell
 //! ids (nbformat < 4.5 has none) are replaced by generated ones. Outputs,
-//! metadata and attachments are kept verbatim. Last, every cell and the
-//! metadata are checked against nbformat's published 4.5 schema in the form
-//! [`export`] writes them ([`schema`]), so an accepted import always exports
-//! a document `nbformat.validate` accepts.
+//! metadata and attachments are kept verbatim, as Jupyter keeps them: a
+//! notebook whose metadata breaks nbformat's schema opens (Jupyter logs the
+//! error and opens it too) and exports with that metadata unchanged.
 
 use std::collections::HashSet;
 
@@ -33,7 +32,6 @@ use serde_json::{Map, Value};
 use super::model::{Cell, CellId, CellType, Notebook};
 use super::ops::NewCell;
 
-mod schema;
 mod v3;
 
 /// The nbformat major version read and written.
@@ -69,21 +67,6 @@ pub enum IpynbError {
         /// What is wrong with it.
         problem: &'static str,
     },
-    /// The document, as it would be exported, breaks nbformat's 4.5 schema:
-    /// in the top-level metadata (`cell` is `None`) or in one field of a cell.
-    #[error("{}invalid {field} (nbformat 4.5 schema)", cell_prefix(*.cell))]
-    Schema {
-        /// Position of the offending cell, if the problem is in one.
-        cell: Option<usize>,
-        /// The field at fault: `metadata`, `outputs`, `source`, ... or `content`.
-        field: &'static str,
-    },
-}
-
-/// `"cell 3: "` for a problem in a cell, nothing for the notebook itself.
-fn cell_prefix(cell: Option<usize>) -> String {
-    cell.map(|index| format!("cell {index}: "))
-        .unwrap_or_default()
 }
 
 /// What an import yields: enough for a store to create the notebook.
@@ -119,65 +102,24 @@ pub fn export(notebook: &Notebook) -> Value {
     Value::Object(doc)
 }
 
-/// What [`export_cell`] reads, borrowed from a stored [`Cell`] or from a
-/// [`NewCell`] being imported (so import checks exactly what export writes).
-struct CellView<'a> {
-    id: &'a str,
-    cell_type: CellType,
-    source: &'a str,
-    metadata: &'a Map<String, Value>,
-    outputs: &'a [Value],
-    execution_count: Option<i64>,
-    attachments: Option<&'a Value>,
-}
-
-impl<'a> From<&'a Cell> for CellView<'a> {
-    fn from(cell: &'a Cell) -> Self {
-        Self {
-            id: cell.id.as_str(),
-            cell_type: cell.cell_type,
-            source: &cell.source,
-            metadata: &cell.metadata,
-            outputs: &cell.outputs,
-            execution_count: cell.execution_count,
-            attachments: cell.attachments.as_ref(),
-        }
-    }
-}
-
-impl<'a> From<&'a NewCell> for CellView<'a> {
-    fn from(cell: &'a NewCell) -> Self {
-        Self {
-            id: cell.id.as_ref().map(CellId::as_str).unwrap_or_default(),
-            cell_type: cell.cell_type,
-            source: &cell.source,
-            metadata: &cell.metadata,
-            outputs: &cell.outputs,
-            execution_count: cell.execution_count,
-            attachments: cell.attachments.as_ref(),
-        }
-    }
-}
-
 /// One cell: `attachments` (markdown/raw, when present), `cell_type`,
 /// `execution_count` (code), `id`, `metadata`, `outputs` (code), `source`.
-fn export_cell<'a>(cell: impl Into<CellView<'a>>) -> Value {
-    let cell = cell.into();
+fn export_cell(cell: &Cell) -> Value {
     let code = cell.cell_type.is_code();
     let mut out = Map::new();
-    if let (false, Some(attachments)) = (code, cell.attachments) {
+    if let (false, Some(attachments)) = (code, &cell.attachments) {
         out.insert("attachments".into(), attachments.clone());
     }
     out.insert("cell_type".into(), cell.cell_type.as_str().into());
     if code {
         out.insert("execution_count".into(), cell.execution_count.into());
     }
-    out.insert("id".into(), cell.id.into());
+    out.insert("id".into(), cell.id.as_str().into());
     out.insert("metadata".into(), Value::Object(cell.metadata.clone()));
     if code {
-        out.insert("outputs".into(), Value::Array(cell.outputs.to_vec()));
+        out.insert("outputs".into(), Value::Array(cell.outputs.clone()));
     }
-    let lines = split_lines(cell.source)
+    let lines = split_lines(&cell.source)
         .into_iter()
         .map(Value::from)
         .collect();
@@ -264,7 +206,6 @@ pub fn import(bytes: &[u8]) -> Result<Imported, IpynbError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     assign_ids(&mut cells);
-    check_schema(&metadata, &cells)?;
     Ok(Imported {
         title: title_of(&metadata),
         metadata,
@@ -307,16 +248,6 @@ fn v4_parts(mut doc: Map<String, Value>) -> Result<(Map<String, Value>, Vec<Valu
         None => return Err(IpynbError::BadField("cells is missing")),
     };
     Ok((metadata, cells))
-}
-
-/// The imported notebook, in the form export writes, against nbformat's 4.5
-/// schema: the metadata, then each cell in order.
-fn check_schema(metadata: &Map<String, Value>, cells: &[NewCell]) -> Result<(), IpynbError> {
-    schema::check_metadata(metadata)?;
-    cells
-        .iter()
-        .enumerate()
-        .try_for_each(|(index, cell)| schema::check_cell(index, cell.cell_type, &export_cell(cell)))
 }
 
 /// `metadata.title` when it is a string with something other than whitespace.
