@@ -304,13 +304,10 @@ const SHARED_CELL_FIELDS: [&str; 4] = ["attachments", "id", "metadata", "source"
 /// fields stay, everything else (its `cell_type` first) moves into
 /// `metadata.unrecognized_cell`, so nothing it held is lost.
 fn keep_unrecognized_cell(cell: &mut Map<String, Value>) -> Result<CellType, &'static str> {
-    let mut original = Map::new();
-    for key in cell.keys().cloned().collect::<Vec<_>>() {
-        if !SHARED_CELL_FIELDS.contains(&key.as_str()) {
-            let value = cell.remove(&key).unwrap_or_default();
-            original.insert(key, value);
-        }
-    }
+    let (shared, original): (Map<String, Value>, Map<String, Value>) = std::mem::take(cell)
+        .into_iter()
+        .partition(|(key, _)| SHARED_CELL_FIELDS.contains(&key.as_str()));
+    *cell = shared;
     let metadata = cell
         .entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()));
