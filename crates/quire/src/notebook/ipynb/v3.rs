@@ -4,7 +4,7 @@
 //!
 //! The result is a list of v4-shaped cell objects plus the notebook metadata;
 //! the v4 reader in the parent module then reads them like any 4.x document
-//! (type checks, ids, the schema check). What changes, as in nbformat:
+//! (type checks, ids). What changes, as in nbformat:
 //! worksheets are flattened into one list of cells; code cells lose `language`,
 //! `input` becomes `source`, `prompt_number` becomes `execution_count` and
 //! `collapsed` moves into the cell metadata; heading cells become markdown
