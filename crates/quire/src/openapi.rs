@@ -368,12 +368,13 @@ fn import_notebook() -> Value {
     Op {
         id: "importNotebook",
         tag: "notebooks",
-        summary: "Import an .ipynb (nbformat 4.x) as a new notebook",
+        summary: "Import an .ipynb (nbformat 4.x; 3 and 2 are upgraded) as a new notebook",
         description: concat!(
             "The body is the .ipynb document itself (any content type is read as JSON; up to 16 MiB ",
             "by default). Title: `?title=`, else the document's `metadata.title`, else \"Untitled\". ",
-            "Cell ids, top-level metadata and attachments round-trip. Not a valid nbformat 4 ",
-            "document: 400 `invalid_ipynb`."
+            "Cell ids, top-level metadata and attachments round-trip. nbformat 3 and 2 documents ",
+            "are upgraded to 4.5 as Jupyter does; cells of a type unknown to 4.5 from a newer 4.x ",
+            "minor are kept as raw cells. Not a readable nbformat 2-4 document: 400 `invalid_ipynb`."
         ),
         params: vec![json!({
             "name": "title",

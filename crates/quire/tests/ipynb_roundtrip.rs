@@ -1,7 +1,8 @@
 //! Black-box tests of .ipynb import and export (`quire::notebook::ipynb`):
 //! exact round trips of a real-world-shaped notebook, cell id repair for older
 //! or sloppy files, and refusal (never a panic) of anything that is not an
-//! nbformat 4 document.
+//! nbformat 4 document or an nbformat 3/2 one to upgrade (nbformat's own test
+//! notebooks, through the REST API, are in `ipynb_nbformat.rs`).
 
 use std::collections::HashSet;
 
@@ -277,16 +278,21 @@ fn title_comes_from_metadata_only_when_a_string() {
 // Refusals
 
 #[test]
-fn nbformat_3_is_refused() {
+fn nbformat_3_is_upgraded_and_other_majors_refused() {
     let v3 = br#"{"nbformat": 3, "nbformat_minor": 0, "metadata": {},
                  "worksheets": [{"cells": [{"cell_type": "heading", "level": 1, "source": "T"}]}]}"#;
-    let err = import(v3).unwrap_err();
-    assert!(matches!(err, IpynbError::UnsupportedVersion(3)), "{err:?}");
-    assert_eq!(err.to_string(), "nbformat 3 is not supported (need 4.x)");
-    assert!(matches!(
-        import(&br#"{"nbformat":5,"nbformat_minor":0,"cells":[]}"#[..]),
-        Err(IpynbError::UnsupportedVersion(5))
-    ));
+    let imported = import(v3).expect("nbformat 3 is upgraded");
+    assert_eq!(imported.cells[0].cell_type, CellType::Markdown);
+    assert_eq!(imported.cells[0].source, "# T");
+    for major in [1, 5] {
+        let doc = format!(r#"{{"nbformat":{major},"nbformat_minor":0,"cells":[]}}"#);
+        let err = import(doc.as_bytes()).unwrap_err();
+        assert_eq!(err, IpynbError::UnsupportedVersion(major));
+        assert_eq!(
+            err.to_string(),
+            format!("nbformat {major} is not supported (need 4.x, or 3 or 2 to upgrade)")
+        );
+    }
 }
 
 #[test]
@@ -395,7 +401,29 @@ fn type_confused_documents_are_errors() {
 /// and every truncation of the file: import answers (Ok or Err), never panics.
 #[test]
 fn no_input_makes_import_panic() {
-    let original: Value = serde_json::from_slice(FIXTURE).unwrap();
+    assert_no_replacement_panics(FIXTURE);
+    let json_len = FIXTURE.trim_ascii_end().len();
+    for len in 0..json_len {
+        assert!(
+            import(&FIXTURE[..len]).is_err(),
+            "prefix of {len} bytes accepted"
+        );
+    }
+}
+
+/// The same for the other reading paths: the nbformat 3 (and 2) upgrade and the
+/// lenient reading of a future 4.x minor (nbformat's own test notebooks).
+#[test]
+fn no_input_makes_the_upgrade_or_future_paths_panic() {
+    assert_no_replacement_panics(include_bytes!("fixtures/nbformat/test3.ipynb"));
+    assert_no_replacement_panics(include_bytes!("fixtures/nbformat/test4plus.ipynb"));
+}
+
+/// Replaces every value of `bytes`' document, one at a time, by values of
+/// other JSON types; each import answers (and an accepted one exports).
+fn assert_no_replacement_panics(bytes: &[u8]) {
+    let original: Value = serde_json::from_slice(bytes).unwrap();
+    assert!(import(bytes).is_ok(), "the unchanged document imports");
     let replacements = [
         json!(null),
         json!(-1),
@@ -418,13 +446,6 @@ fn no_input_makes_import_panic() {
                 let _ = export(&to_notebook(imported));
             }
         }
-    }
-    let json_len = FIXTURE.trim_ascii_end().len();
-    for len in 0..json_len {
-        assert!(
-            import(&FIXTURE[..len]).is_err(),
-            "prefix of {len} bytes accepted"
-        );
     }
 }
 

@@ -232,7 +232,7 @@ pub struct ImportQuery {
     title: Option<String>,
 }
 
-/// `POST /api/v1/notebooks/import?title=`: body is an .ipynb (v4.x).
+/// `POST /api/v1/notebooks/import?title=`: body is an .ipynb (v4.x; v3 and v2 are upgraded).
 pub async fn import_ipynb(
     State(state): State<AppState>,
     caller: Caller,

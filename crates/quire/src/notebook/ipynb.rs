@@ -1,4 +1,4 @@
-//! Jupyter notebook files (.ipynb, nbformat 4) in and out.
+//! Jupyter notebook files (.ipynb) in and out.
 //!
 //! [`import`] turns an uploaded document into the cells and metadata a store
 //! creates a notebook from; [`export`] turns a stored [`Notebook`] back into an
@@ -6,13 +6,24 @@
 //! 4.5 document whose sources are in Jupyter's list-of-lines form,
 //! `export(import(x))` equals `x`.
 //!
+//! Import reads what Jupyter reads: nbformat 4.x of any minor version, and
+//! nbformat 3 and 2, which are upgraded to 4.5 the way `nbformat.v4.convert`
+//! does (see [`v3`]). A document from a newer 4.x minor (4.6 and up) is read as
+//! nbformat reads one, leniently: a cell of a type 4.5 does not know is kept as
+//! a raw cell with its source, and everything else it held (its `cell_type`
+//! first) is kept in its metadata under `unrecognized_cell`; an output of an
+//! unknown type becomes an empty `display_data` holding the original under
+//! `metadata.unrecognized_output`; fields 4.5 does not define are dropped.
+//!
 //! Import reads untrusted bytes, so every field is checked for its JSON type
 //! and a malformed document is an [`IpynbError`] (a 400 whose message is safe
 //! to show), never a panic. Things the model cannot hold exactly are handled
 //! as Jupyter does: a `source` string or list of strings is stored as one
 //! string and exported as a list of lines; missing, invalid or duplicated cell
 //! ids (nbformat < 4.5 has none) are replaced by generated ones. Outputs,
-//! metadata and attachments are kept verbatim.
+//! metadata and attachments are kept verbatim, as Jupyter keeps them: a
+//! notebook whose metadata breaks nbformat's schema opens (Jupyter logs the
+//! error and opens it too) and exports with that metadata unchanged.
 
 use std::collections::HashSet;
 
@@ -20,6 +31,8 @@ use serde_json::{Map, Value};
 
 use super::model::{Cell, CellId, CellType, Notebook};
 use super::ops::NewCell;
+
+mod v3;
 
 /// The nbformat major version read and written.
 pub const NBFORMAT: i64 = 4;
@@ -40,8 +53,8 @@ pub enum IpynbError {
     /// `nbformat` / `nbformat_minor` are missing or not non-negative integers.
     #[error("not a notebook: {0} is missing or not a non-negative integer")]
     BadVersionField(&'static str),
-    /// A major version other than 4.
-    #[error("nbformat {0} is not supported (need 4.x)")]
+    /// A major version other than 2, 3 or 4.
+    #[error("nbformat {0} is not supported (need 4.x, or 3 or 2 to upgrade)")]
     UnsupportedVersion(i64),
     /// A top-level field has the wrong JSON type (e.g. `cells` is not a list).
     #[error("{0}")]
@@ -165,30 +178,31 @@ fn is_line_break(c: char) -> bool {
 // Import
 
 /// Reads an nbformat 4.x document (any minor version; 4.0-4.4 have no cell
-/// ids). A leading UTF-8 byte order mark is ignored. Refuses other major
-/// versions and anything malformed with an [`IpynbError`].
+/// ids, 4.6 and up are read leniently, see the module docs) or an nbformat 3
+/// or 2 document, upgraded to 4.5. A leading UTF-8 byte order mark is ignored.
+/// Refuses other major versions and anything malformed with an [`IpynbError`].
 pub fn import(bytes: &[u8]) -> Result<Imported, IpynbError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let doc: Value = serde_json::from_slice(bytes).map_err(|_| IpynbError::NotJson)?;
-    let Value::Object(mut doc) = doc else {
+    let Value::Object(doc) = doc else {
         return Err(IpynbError::NotAnObject);
     };
-    check_version(&doc)?;
-    let metadata = match doc.remove("metadata") {
-        None => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(IpynbError::BadField("metadata must be an object")),
-    };
-    let raw_cells = match doc.remove("cells") {
-        Some(Value::Array(cells)) => cells,
-        Some(_) => return Err(IpynbError::BadField("cells must be a list")),
-        None => return Err(IpynbError::BadField("cells is missing")),
+    let (metadata, raw_cells, future) = match read_version(&doc)? {
+        (2 | 3, _) => {
+            let (metadata, cells) = v3::upgrade(doc)?;
+            (metadata, cells, false)
+        }
+        (NBFORMAT, minor) => {
+            let (metadata, cells) = v4_parts(doc)?;
+            (metadata, cells, minor > NBFORMAT_MINOR)
+        }
+        (major, _) => return Err(IpynbError::UnsupportedVersion(major)),
     };
     let mut cells = raw_cells
         .into_iter()
         .enumerate()
         .map(|(index, cell)| {
-            import_cell(cell).map_err(|problem| IpynbError::BadCell { index, problem })
+            import_cell(cell, future).map_err(|problem| IpynbError::BadCell { index, problem })
         })
         .collect::<Result<Vec<_>, _>>()?;
     assign_ids(&mut cells);
@@ -199,14 +213,17 @@ pub fn import(bytes: &[u8]) -> Result<Imported, IpynbError> {
     })
 }
 
-/// Accepts `nbformat: 4` with any non-negative integer `nbformat_minor`.
-fn check_version(doc: &Map<String, Value>) -> Result<(), IpynbError> {
+/// `(nbformat, nbformat_minor)`. Both must be non-negative integers; only
+/// nbformat 4 requires the minor (nbformat < 4 files often lack it; it is
+/// then 0, as in nbformat's `get_version`).
+fn read_version(doc: &Map<String, Value>) -> Result<(i64, i64), IpynbError> {
     let major = version_field(doc, "nbformat")?;
-    if major != NBFORMAT {
-        return Err(IpynbError::UnsupportedVersion(major));
-    }
-    version_field(doc, "nbformat_minor")?;
-    Ok(())
+    let minor = if major < NBFORMAT && !doc.contains_key("nbformat_minor") {
+        0
+    } else {
+        version_field(doc, "nbformat_minor")?
+    };
+    Ok((major, minor))
 }
 
 /// A required non-negative integer field.
@@ -217,6 +234,22 @@ fn version_field(doc: &Map<String, Value>, name: &'static str) -> Result<i64, Ip
         .ok_or(IpynbError::BadVersionField(name))
 }
 
+/// A 4.x document's metadata (missing means empty) and cells (required).
+/// Other top-level fields (a newer minor may add some) are dropped.
+fn v4_parts(mut doc: Map<String, Value>) -> Result<(Map<String, Value>, Vec<Value>), IpynbError> {
+    let metadata = match doc.remove("metadata") {
+        None => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(IpynbError::BadField("metadata must be an object")),
+    };
+    let cells = match doc.remove("cells") {
+        Some(Value::Array(cells)) => cells,
+        Some(_) => return Err(IpynbError::BadField("cells must be a list")),
+        None => return Err(IpynbError::BadField("cells is missing")),
+    };
+    Ok((metadata, cells))
+}
+
 /// `metadata.title` when it is a string with something other than whitespace.
 fn title_of(metadata: &Map<String, Value>) -> Option<String> {
     let title = metadata.get("title")?.as_str()?.trim();
@@ -225,12 +258,18 @@ fn title_of(metadata: &Map<String, Value>) -> Option<String> {
 
 /// One cell; the id is read later by [`assign_ids`] (it is left in `id` as
 /// `Some` only when valid). Fields a cell type does not have are ignored.
-fn import_cell(cell: Value) -> Result<NewCell, &'static str> {
+/// `future` (a minor newer than 4.5) keeps unknown cell and output types
+/// instead of refusing them.
+fn import_cell(cell: Value, future: bool) -> Result<NewCell, &'static str> {
     let Value::Object(mut cell) = cell else {
         return Err("not an object");
     };
     let cell_type = match cell.get("cell_type") {
-        Some(Value::String(t)) => t.parse::<CellType>().map_err(|_| "unknown cell_type")?,
+        Some(Value::String(t)) => match t.parse::<CellType>() {
+            Ok(known) => known,
+            Err(_) if future => keep_unrecognized_cell(&mut cell)?,
+            Err(_) => return Err("unknown cell_type"),
+        },
         Some(_) => return Err("cell_type must be a string"),
         None => return Err("cell_type is missing"),
     };
@@ -250,12 +289,33 @@ fn import_cell(cell: Value) -> Result<NewCell, &'static str> {
         ..NewCell::new(cell_type, source)
     };
     if cell_type.is_code() {
-        new.outputs = take_outputs(&mut cell)?;
+        new.outputs = take_outputs(&mut cell, future)?;
         new.execution_count = take_execution_count(&cell)?;
     } else {
         new.attachments = take_attachments(&mut cell)?;
     }
     Ok(new)
+}
+
+/// The fields every cell type shares, which a raw cell keeps as its own.
+const SHARED_CELL_FIELDS: [&str; 4] = ["attachments", "id", "metadata", "source"];
+
+/// Turns a cell of a type 4.5 does not know into a raw cell: its shared
+/// fields stay, everything else (its `cell_type` first) moves into
+/// `metadata.unrecognized_cell`, so nothing it held is lost.
+fn keep_unrecognized_cell(cell: &mut Map<String, Value>) -> Result<CellType, &'static str> {
+    let (shared, original): (Map<String, Value>, Map<String, Value>) = std::mem::take(cell)
+        .into_iter()
+        .partition(|(key, _)| SHARED_CELL_FIELDS.contains(&key.as_str()));
+    *cell = shared;
+    let metadata = cell
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(metadata) = metadata else {
+        return Err("metadata must be an object");
+    };
+    metadata.insert("unrecognized_cell".into(), Value::Object(original));
+    Ok(CellType::Raw)
 }
 
 /// `source` as one string: a string, or a list of strings joined as they are
@@ -277,18 +337,54 @@ fn join_source(source: Option<Value>) -> Result<String, &'static str> {
 }
 
 /// A code cell's `outputs`, verbatim; each must be an object with a string
-/// `output_type`. Missing means none.
-fn take_outputs(cell: &mut Map<String, Value>) -> Result<Vec<Value>, &'static str> {
+/// `output_type`. Missing means none. `future`: see [`future_output`].
+fn take_outputs(cell: &mut Map<String, Value>, future: bool) -> Result<Vec<Value>, &'static str> {
     let outputs = match cell.remove("outputs") {
         None => return Ok(Vec::new()),
         Some(Value::Array(outputs)) => outputs,
         Some(_) => return Err("outputs must be a list"),
     };
     let well_formed = |o: &Value| o.get("output_type").is_some_and(Value::is_string);
-    if outputs.iter().all(well_formed) {
-        Ok(outputs)
+    if !outputs.iter().all(well_formed) {
+        return Err("each output must be an object with an output_type");
+    }
+    Ok(if future {
+        outputs.into_iter().map(future_output).collect()
     } else {
-        Err("each output must be an object with an output_type")
+        outputs
+    })
+}
+
+/// The fields nbformat 4.5 defines for each output type.
+const OUTPUT_FIELDS: [(&str, &[&str]); 4] = [
+    (
+        "execute_result",
+        &["data", "execution_count", "metadata", "output_type"],
+    ),
+    ("display_data", &["data", "metadata", "output_type"]),
+    ("stream", &["name", "output_type", "text"]),
+    ("error", &["ename", "evalue", "output_type", "traceback"]),
+];
+
+/// An output from a minor newer than 4.5, in 4.5 terms: a known type keeps
+/// the fields 4.5 defines for it; an unknown type becomes a `display_data`
+/// with no data that holds the original in `metadata.unrecognized_output`.
+/// `output` has a string `output_type` (checked by [`take_outputs`]).
+fn future_output(output: Value) -> Value {
+    let Value::Object(mut fields) = output else {
+        return output;
+    };
+    let kind = fields.get("output_type").and_then(Value::as_str);
+    match OUTPUT_FIELDS.iter().find(|(known, _)| Some(*known) == kind) {
+        Some((_, keep)) => {
+            fields.retain(|key, _| keep.contains(&key.as_str()));
+            Value::Object(fields)
+        }
+        None => serde_json::json!({
+            "data": {},
+            "metadata": {"unrecognized_output": fields},
+            "output_type": "display_data",
+        }),
     }
 }
 
@@ -418,7 +514,10 @@ mod tests {
             "cells":[{"cell_type":"<script>","source":""}]}"#;
         let err = import(doc).unwrap_err();
         assert_eq!(err.to_string(), "cell 0: unknown cell_type");
-        let v3 = import(br#"{"nbformat":3,"nbformat_minor":0}"#).unwrap_err();
-        assert_eq!(v3.to_string(), "nbformat 3 is not supported (need 4.x)");
+        let v5 = import(br#"{"nbformat":5,"nbformat_minor":0}"#).unwrap_err();
+        assert_eq!(
+            v5.to_string(),
+            "nbformat 5 is not supported (need 4.x, or 3 or 2 to upgrade)"
+        );
     }
 }
