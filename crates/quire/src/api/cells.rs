@@ -1,5 +1,5 @@
 //! Cell endpoints: insert, update, delete, move. Each is one op through
-//! the single change path ([`AppState::apply`]).
+//! the single change path ([`crate::service::Notebooks::apply`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -61,7 +61,10 @@ pub async fn insert(
         index: body.index,
         cell: cell.into_new_cell()?,
     };
-    let committed = state.apply(id, &caller.user_id, op, None).await?;
+    let committed = state
+        .notebooks()
+        .apply(id, &caller.user_id, op, None)
+        .await?;
     Ok((StatusCode::CREATED, committed_cell(committed)?).into_response())
 }
 
@@ -90,7 +93,12 @@ pub async fn update(
         cell_type: body.cell_type,
         metadata: body.metadata,
     };
-    committed_cell(state.apply(id, &caller.user_id, op, None).await?)
+    committed_cell(
+        state
+            .notebooks()
+            .apply(id, &caller.user_id, op, None)
+            .await?,
+    )
 }
 
 /// `DELETE /api/v1/notebooks/{id}/cells/{cell_id}`.
@@ -103,7 +111,10 @@ pub async fn delete(
     let op = Op::CellDelete {
         cell_id: cell_id(&raw_cell)?,
     };
-    state.apply(id, &caller.user_id, op, None).await?;
+    state
+        .notebooks()
+        .apply(id, &caller.user_id, op, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -125,11 +136,9 @@ pub async fn move_cell(
         cell_id: cell_id(&raw_cell)?,
         index: body.index,
     };
-    state.apply(id, &caller.user_id, op, None).await?;
-    let notebook = state
-        .store()
-        .notebook(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    Ok(Json(NotebookView::full(&notebook, role)).into_response())
+    let snapshot = state
+        .notebooks()
+        .apply_and_read(id, &caller.user_id, op, None)
+        .await?;
+    Ok(Json(NotebookView::full(&snapshot.notebook, role)).into_response())
 }

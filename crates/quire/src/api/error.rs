@@ -19,6 +19,7 @@ use serde_json::json;
 
 use crate::notebook::model::Cell;
 use crate::notebook::ops::OpError;
+use crate::service::{PublicError, PublicKind, ServiceError};
 use crate::store::{ApplyError, StoreError};
 
 /// Header carrying the request id (set by tower-http's request-id layer).
@@ -52,6 +53,9 @@ pub enum ApiError {
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// The service refused or failed; it says what the client is told.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl ApiError {
@@ -76,6 +80,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, current) = match self {
             ApiError::Auth(e) => return auth_response(&e),
+            ApiError::Service(e) => return public_response(e.into_public()),
             ApiError::BadRequest { code, message } => {
                 (StatusCode::BAD_REQUEST, code, message, None)
             }
@@ -115,15 +120,12 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "service unavailable");
-                let mut r = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the service is temporarily unavailable, retry later".into(),
-                    None,
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+                return public_response(PublicError {
+                    kind: PublicKind::Unavailable,
+                    code: "unavailable",
+                    message: "the service is temporarily unavailable, retry later".into(),
+                    current: None,
+                });
             }
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
@@ -137,6 +139,32 @@ impl IntoResponse for ApiError {
         };
         error_response(status, code, message, current)
     }
+}
+
+/// The response for the service's public error (REST and sockets share it).
+fn public_response(public: PublicError) -> Response {
+    let status = match public.kind {
+        PublicKind::BadRequest => StatusCode::BAD_REQUEST,
+        PublicKind::Forbidden => StatusCode::FORBIDDEN,
+        PublicKind::NotFound => StatusCode::NOT_FOUND,
+        PublicKind::Conflict => StatusCode::CONFLICT,
+        PublicKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        PublicKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        PublicKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PublicKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = error_response(
+        status,
+        public.code,
+        public.message.into_owned(),
+        public.current,
+    );
+    if public.kind == PublicKind::Unavailable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn error_response(
@@ -172,45 +200,19 @@ impl From<AuthError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
-            StoreError::NotebookNotFound => ApiError::NotFound,
-            StoreError::Invalid(why) => ApiError::bad_request(why),
-            other => ApiError::Internal(other.into()),
-        }
+        ApiError::Service(e.into())
     }
 }
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
-        match e {
-            OpError::CellNotFound => ApiError::NotFound,
-            OpError::Conflict { current } => ApiError::Conflict {
-                message: "the cell was changed by someone else",
-                current: Some(current),
-            },
-            OpError::DuplicateCellId => ApiError::Conflict {
-                message: "a cell with this id already exists",
-                current: None,
-            },
-            OpError::IndexOutOfRange => ApiError::bad_request("index out of range"),
-            OpError::TooManyCells => ApiError::Unprocessable("the notebook has too many cells"),
-            OpError::TitleTooLong => ApiError::Unprocessable("title too long"),
-            OpError::SourceTooLarge => ApiError::Unprocessable("cell source too large"),
-            OpError::Invalid(why) => ApiError::bad_request(why),
-        }
+        ApiError::Service(e.into())
     }
 }
 
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
-        match e {
-            ApplyError::NotebookNotFound => ApiError::NotFound,
-            ApplyError::Forbidden => ApiError::Forbidden,
-            ApplyError::VersionMismatch { .. } => ApiError::PreconditionFailed,
-            ApplyError::Op(op) => op.into(),
-            ApplyError::Store(s) => s.into(),
-        }
+        ApiError::Service(e.into())
     }
 }
 

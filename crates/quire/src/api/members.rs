@@ -8,8 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Caller};
-use super::notebooks::authorize;
+use super::extract::{notebook_id, ApiJson, Caller};
 use crate::notebook::model::{Role, UserId};
 use crate::AppState;
 
@@ -19,8 +18,8 @@ pub async fn list(
     caller: Caller,
     Path(raw_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (id, _) = authorize(&state, &caller, &raw_id).await?;
-    let members = state.store().members(id).await?;
+    let id = notebook_id(&raw_id)?;
+    let members = state.notebooks().members(id, &caller.user_id).await?;
     let items: Vec<Value> = members
         .iter()
         .map(|(user, role)| json!({"user_id": user.as_str(), "role": role}))
@@ -41,16 +40,16 @@ fn member_id(raw: &str) -> Result<UserId, ApiError> {
     })
 }
 
-/// The owner may manage members; nobody else.
+/// The owner may manage members; nobody else. Checked before the rest of
+/// the request is parsed (access first, DESIGN.md "REST"); the service
+/// checks again where it changes anything.
 async fn authorize_owner(
     state: &AppState,
     caller: &Caller,
     raw_id: &str,
 ) -> Result<crate::notebook::model::NotebookId, ApiError> {
-    let (id, role) = authorize(state, caller, raw_id).await?;
-    if role != Role::Owner {
-        return Err(ApiError::Forbidden);
-    }
+    let id = notebook_id(raw_id)?;
+    state.notebooks().require_owner(id, &caller.user_id).await?;
     Ok(id)
 }
 
@@ -72,13 +71,10 @@ pub async fn put(
             ))
         }
     };
-    if user == caller.user_id {
-        return Err(ApiError::bad_request(
-            "the owner cannot change their own role",
-        ));
-    }
-    state.store().set_member(id, &user, role).await?;
-    state.member_changed(id, &user, Some(role));
+    state
+        .notebooks()
+        .set_member(id, &caller.user_id, &user, role)
+        .await?;
     Ok(Json(json!({"user_id": user.as_str(), "role": role})))
 }
 
@@ -90,9 +86,9 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let id = authorize_owner(&state, &caller, &raw_id).await?;
     let user = member_id(&raw_user)?;
-    if !state.store().remove_member(id, &user).await? {
-        return Err(ApiError::NotFound);
-    }
-    state.member_changed(id, &user, None);
+    state
+        .notebooks()
+        .remove_member(id, &caller.user_id, &user)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -62,8 +62,9 @@ impl CellInput {
     }
 }
 
-/// Every route of the server, with its middleware.
-pub fn router(state: AppState) -> Router {
+/// Every route of the server, with its middleware; `extra` (dev mode's
+/// `/__dev`) is served with the same middleware.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let limits = &state.config().limits;
     let import_limit = limits.max_import_bytes;
     let body_limit = limits.max_body_bytes;
@@ -107,8 +108,8 @@ pub fn router(state: AppState) -> Router {
             Duration::from_secs(30),
         ))
         .layer(DefaultBodyLimit::max(body_limit));
-    if let Some(dev) = state.dev_routes() {
-        app = app.merge(dev);
+    if let Some(extra) = extra {
+        app = app.merge(extra);
     }
     app = app.merge(crate::web::routes());
     // route_layer: runs after routing, so the matched route is known.

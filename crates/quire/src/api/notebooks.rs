@@ -37,8 +37,8 @@ pub async fn list(
         .transpose()?;
     // One extra row tells whether there is a next page.
     let mut rows = state
-        .store()
-        .list_for_user(&caller.user_id, limit + 1, after)
+        .notebooks()
+        .list(&caller.user_id, limit + 1, after)
         .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -73,8 +73,8 @@ pub async fn create(
         .map(CellInput::into_new_cell)
         .collect::<Result<Vec<NewCell>, ApiError>>()?;
     let notebook = state
-        .store()
-        .create_notebook(&caller.user_id, &body.title, Map::new(), cells)
+        .notebooks()
+        .create(&caller.user_id, &body.title, Map::new(), cells)
         .await?;
     Ok(created(&notebook))
 }
@@ -109,7 +109,7 @@ pub async fn authorize(
     raw_id: &str,
 ) -> Result<(NotebookId, Role), ApiError> {
     let id = notebook_id(raw_id)?;
-    let role = state.role_of(id, &caller.user_id).await?;
+    let role = state.notebooks().role_of(id, &caller.user_id).await?;
     Ok((id, role))
 }
 
@@ -120,10 +120,7 @@ pub async fn get(
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = notebook_id(&raw_id)?;
-    let snapshot = state.snapshot(id).await?.ok_or(ApiError::NotFound)?;
-    let role = snapshot
-        .role_of(&caller.user_id)
-        .ok_or(ApiError::Forbidden)?;
+    let (snapshot, role) = state.notebooks().open(id, &caller.user_id).await?;
     let notebook = &snapshot.notebook;
     Ok(with_etag(
         Json(NotebookView::full(notebook, role)).into_response(),
@@ -150,17 +147,14 @@ pub async fn patch(
     let title = body
         .title
         .ok_or_else(|| ApiError::bad_request("nothing to change: give a title"))?;
-    state
-        .apply(id, &caller.user_id, Op::NotebookRename { title }, expect)
+    let snapshot = state
+        .notebooks()
+        .apply_and_read(id, &caller.user_id, Op::NotebookRename { title }, expect)
         .await?;
-    let meta = state
-        .store()
-        .notebook_meta(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let meta = &snapshot.notebook.meta;
     let version = meta.version;
     Ok(with_etag(
-        Json(NotebookView::summary(&meta, role)).into_response(),
+        Json(NotebookView::summary(meta, role)).into_response(),
         version,
     ))
 }
@@ -193,14 +187,8 @@ pub async fn delete(
     caller: Caller,
     Path(raw_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (id, role) = authorize(&state, &caller, &raw_id).await?;
-    if role != Role::Owner {
-        return Err(ApiError::Forbidden);
-    }
-    if !state.store().delete_notebook(id).await? {
-        return Err(ApiError::NotFound);
-    }
-    state.notebook_deleted(id);
+    let id = notebook_id(&raw_id)?;
+    state.notebooks().delete(id, &caller.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -210,13 +198,9 @@ pub async fn export_ipynb(
     caller: Caller,
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (id, _) = authorize(&state, &caller, &raw_id).await?;
-    let notebook = state
-        .store()
-        .notebook(id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    let doc = crate::notebook::ipynb::export(&notebook);
+    let id = notebook_id(&raw_id)?;
+    let (snapshot, _) = state.notebooks().open(id, &caller.user_id).await?;
+    let doc = crate::notebook::ipynb::export(&snapshot.notebook);
     let mut response = Json(doc).into_response();
     let disposition = format!("attachment; filename=\"{}.ipynb\"", id);
     if let Ok(value) = HeaderValue::from_str(&disposition) {
@@ -249,8 +233,8 @@ pub async fn import_ipynb(
         .or(imported.title)
         .unwrap_or_else(|| "Untitled".to_string());
     let notebook = state
-        .store()
-        .create_notebook(&caller.user_id, &title, imported.metadata, imported.cells)
+        .notebooks()
+        .create(&caller.user_id, &title, imported.metadata, imported.cells)
         .await?;
     Ok(created(&notebook))
 }

@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::realtime::fanout::Fanout;
 use crate::AppState;
 
 /// `GET /healthz`: the process is alive.
@@ -16,7 +17,7 @@ pub async fn healthz() -> Json<serde_json::Value> {
 /// `GET /readyz`: the store answers and verification keys are loaded.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store = state.store().ping().await;
-    let keys = state.auth_ready().await;
+    let keys = state.auth().ready().await;
     if let Err(e) = &store {
         tracing::warn!(error = ?e, "readiness: store not reachable");
     }
@@ -27,7 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     // A fan-out outage degrades live delivery across processes but this
     // process still serves correctly: reported, not a 503 (all processes
     // share one Redis; failing them all would turn a degradation into an outage).
-    let fanout = match state.fanout_healthy() {
+    let fanout = match state.fanout().map(Fanout::is_healthy) {
         None => "off",
         Some(true) => "ok",
         Some(false) => "degraded",

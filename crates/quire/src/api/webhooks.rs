@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::extract::parse_json;
 use crate::notebook::model::UserId;
+use crate::service::AccountEvent;
 use crate::AppState;
 
 /// The part of a Clerk event we read; unknown members are ignored.
@@ -52,30 +53,35 @@ pub async fn clerk(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    if state.store().webhook_seen(&delivery).await? {
+    if state.notebooks().delivery_seen(&delivery).await? {
         tracing::info!(delivery, "webhook replay ignored");
         return Ok(StatusCode::NO_CONTENT);
     }
     let event: ClerkEvent = parse_json(&body)?;
-    apply(&state, &event).await?;
-    state.store().record_webhook(&delivery).await?;
+    state
+        .notebooks()
+        .account_event(&delivery, account_event(&event)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn apply(state: &AppState, event: &ClerkEvent) -> Result<(), ApiError> {
+/// What the service should do about a Clerk event.
+fn account_event(event: &ClerkEvent) -> Result<AccountEvent, ApiError> {
     let id = event.data.id.as_deref().unwrap_or_default();
-    match event.kind.as_str() {
+    Ok(match event.kind.as_str() {
         "session.revoked" | "session.ended" | "session.removed" if !id.is_empty() => {
             tracing::info!(kind = event.kind, session = id, "revoking session");
-            state.revoke_session(id);
+            AccountEvent::SessionEnded(id.to_string())
         }
         "user.deleted" if !id.is_empty() => {
             let user = UserId::parse(id)
                 .map_err(|_| ApiError::bad_request("user.deleted without a valid user id"))?;
             tracing::info!(user = id, "deleting user");
-            state.delete_user(&user).await?;
+            AccountEvent::UserDeleted(user)
         }
-        other => tracing::debug!(kind = other, "webhook event ignored"),
-    }
-    Ok(())
+        other => {
+            tracing::debug!(kind = other, "webhook event ignored");
+            AccountEvent::Ignored
+        }
+    })
 }

@@ -145,7 +145,7 @@ async fn header_auth(
     since: Option<Since>,
 ) -> Result<PreAuth, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
-    let principal = state.verify_token(token).await?;
+    let principal = state.auth().verify_token(token).await?;
     session::admit(state, id, principal, since)
         .await
         .map_err(|refusal| match refusal {
