@@ -163,7 +163,10 @@ struct TokenRequest {
 }
 
 /// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
-fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Response> {
+fn mint(
+    standin: &ClerkStandIn,
+    req: TokenRequest,
+) -> Result<(String, i64, String), Box<Response>> {
     let ok_id = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -176,6 +179,7 @@ fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, Strin
             Json(json!({"error": {"code": "bad_request", "message": msg}})),
         )
             .into_response()
+            .into()
     };
     if !ok_id(&req.user_id) {
         return Err(bad("user_id must be 1-64 characters of [A-Za-z0-9_-]"));
@@ -215,7 +219,7 @@ async fn token_text(
     };
     match mint(&standin, req) {
         Ok((token, _, _)) => token.into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -230,7 +234,7 @@ async fn token_json(
             Json(json!({"token": token, "expires_at": exp, "user_id": user_id, "session_id": session_id}))
                 .into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
