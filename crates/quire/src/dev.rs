@@ -163,10 +163,7 @@ struct TokenRequest {
 }
 
 /// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
-fn mint(
-    standin: &ClerkStandIn,
-    req: TokenRequest,
-) -> Result<(String, i64, String), Box<Response>> {
+fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Box<Response>> {
     let ok_id = |s: &str| {
         !s.is_empty()
             && s.len() <= 64

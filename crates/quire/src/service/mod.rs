@@ -11,3 +11,6 @@ mod notebooks;
 
 pub use error::{PublicError, PublicKind, ServiceError};
 pub use notebooks::{AccountEvent, Notebooks};
+
+#[cfg(test)]
+mod tests;
