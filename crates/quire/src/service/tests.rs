@@ -13,7 +13,7 @@ use super::{Notebooks, ServiceError};
 use crate::auth::Revocations;
 use crate::notebook::model::{CellType, Notebook, NotebookId, NotebookMeta, Role, UserId};
 use crate::notebook::ops::{Committed, NewCell, Op};
-use crate::realtime::hub::{RealtimeLimits, RoomEvent};
+use crate::realtime::hub::{RealtimeLimits, RoomEvent, Seat};
 use crate::realtime::Hub;
 use crate::store::{Access, ApplyError, PageKey, SqliteStore, Store, StoreError, StoreOptions};
 
@@ -166,20 +166,34 @@ impl Fixture {
     fn fail_writes(&self, on: bool) {
         self.store.failing.store(on, Ordering::SeqCst);
     }
+
+    /// What a socket of `user` on the notebook sees.
+    fn socket(&self, user: &UserId, role: Role) -> Socket {
+        let mut seat = self.hub.join(self.id, user, role);
+        let rx = seat.take_receiver();
+        Socket { _seat: seat, rx }
+    }
 }
 
-/// The room events a socket would have received so far, in short, presence
-/// left out (it is coalesced on a timer and says nothing about changes).
-fn changes(rx: &mut broadcast::Receiver<Arc<RoomEvent>>) -> Vec<String> {
-    std::iter::from_fn(|| rx.try_recv().ok())
-        .filter_map(|e| match &*e {
-            RoomEvent::Presence(_) => None,
-            RoomEvent::Op { version, .. } => Some(format!("op {version}")),
-            RoomEvent::Role { user, role } => Some(format!("role {} {role:?}", user.as_str())),
-            RoomEvent::Removed { user } => Some(format!("removed {}", user.as_str())),
-            RoomEvent::Deleted => Some("deleted".into()),
-        })
-        .collect()
+struct Socket {
+    _seat: Seat,
+    rx: broadcast::Receiver<Arc<RoomEvent>>,
+}
+
+impl Socket {
+    /// The room events received so far, in short, presence left out (it is
+    /// coalesced on a timer and says nothing about changes).
+    fn changes(&mut self) -> Vec<String> {
+        std::iter::from_fn(|| self.rx.try_recv().ok())
+            .filter_map(|e| match &*e {
+                RoomEvent::Presence(_) => None,
+                RoomEvent::Op { version, .. } => Some(format!("op {version}")),
+                RoomEvent::Role { user, role } => Some(format!("role {} {role:?}", user.as_str())),
+                RoomEvent::Removed { user } => Some(format!("removed {}", user.as_str())),
+                RoomEvent::Deleted => Some("deleted".into()),
+            })
+            .collect()
+    }
 }
 
 #[tokio::test]
@@ -189,18 +203,17 @@ async fn a_failed_removal_leaves_the_members_socket_open() {
     n.set_member(f.id, &f.owner, &f.bob, Role::Editor)
         .await
         .unwrap();
-    let mut seat = f.hub.join(f.id, &f.bob, Role::Editor);
-    let mut rx = seat.take_receiver();
+    let mut bob = f.socket(&f.bob, Role::Editor);
 
     f.fail_writes(true);
     let err = n.remove_member(f.id, &f.owner, &f.bob).await.unwrap_err();
     assert!(matches!(err, ServiceError::Store(_)), "{err:?}");
-    assert!(changes(&mut rx).is_empty(), "nothing may reach sockets");
+    assert!(bob.changes().is_empty(), "nothing may reach sockets");
     assert_eq!(n.role_of(f.id, &f.bob).await.unwrap(), Role::Editor);
 
     f.fail_writes(false);
     n.remove_member(f.id, &f.owner, &f.bob).await.unwrap();
-    assert_eq!(changes(&mut rx), ["removed user_bob"]);
+    assert_eq!(bob.changes(), ["removed user_bob"]);
     // The change is visible to the next access check at once.
     let err = n.role_of(f.id, &f.bob).await.unwrap_err();
     assert!(matches!(err, ServiceError::NoAccess), "{err:?}");
@@ -210,36 +223,34 @@ async fn a_failed_removal_leaves_the_members_socket_open() {
 async fn a_failed_op_is_not_broadcast() {
     let f = fixture().await;
     let n = &f.notebooks;
-    let mut seat = f.hub.join(f.id, &f.owner, Role::Owner);
-    let mut rx = seat.take_receiver();
+    let mut socket = f.socket(&f.owner, Role::Owner);
     let rename = |title: &str| Op::NotebookRename {
         title: title.into(),
     };
 
     f.fail_writes(true);
     assert!(n.apply(f.id, &f.owner, rename("lost"), None).await.is_err());
-    assert!(changes(&mut rx).is_empty());
+    assert!(socket.changes().is_empty());
 
     f.fail_writes(false);
     let committed = n.apply(f.id, &f.owner, rename("kept"), None).await.unwrap();
-    assert_eq!(changes(&mut rx), [format!("op {}", committed.version)]);
+    assert_eq!(socket.changes(), [format!("op {}", committed.version)]);
 }
 
 #[tokio::test]
 async fn a_failed_delete_keeps_the_notebook_and_its_sockets() {
     let f = fixture().await;
     let n = &f.notebooks;
-    let mut seat = f.hub.join(f.id, &f.owner, Role::Owner);
-    let mut rx = seat.take_receiver();
+    let mut socket = f.socket(&f.owner, Role::Owner);
 
     f.fail_writes(true);
     assert!(n.delete(f.id, &f.owner).await.is_err());
-    assert!(changes(&mut rx).is_empty());
+    assert!(socket.changes().is_empty());
     assert!(n.snapshot(f.id).await.unwrap().is_some());
 
     f.fail_writes(false);
     n.delete(f.id, &f.owner).await.unwrap();
-    assert_eq!(changes(&mut rx), ["deleted"]);
+    assert_eq!(socket.changes(), ["deleted"]);
     let err = n.role_of(f.id, &f.owner).await.unwrap_err();
     assert!(matches!(err, ServiceError::NotebookNotFound), "{err:?}");
 }
