@@ -19,7 +19,6 @@ pub mod cache;
 pub mod config;
 pub mod dev;
 pub mod notebook;
-pub mod openapi;
 pub mod realtime;
 pub mod service;
 pub mod state;

@@ -45,7 +45,7 @@ const METHODS: &[&str] = &[
 ];
 
 fn doc() -> Value {
-    quire::openapi::document()
+    serde_json::to_value(quire::api::openapi::document()).unwrap()
 }
 
 /// Every (method, path, operation) in the document.

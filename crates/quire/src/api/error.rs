@@ -15,8 +15,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use clerk_auth::extract::rejection_parts;
 use clerk_auth::AuthError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::views::CellSchema;
 use crate::notebook::model::Cell;
 use crate::notebook::ops::OpError;
 use crate::service::{PublicError, PublicKind, ServiceError};
@@ -66,6 +68,28 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+/// The body of every failure: `{"error":{"code","message","request_id"[,"current"]}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    pub error: ErrorObject,
+}
+
+/// What went wrong, for clients.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// Stable, snake_case, e.g. `not_found`, `forbidden`, `invalid_token`, `conflict`.
+    pub code: &'static str,
+    /// Human-readable; never contains secrets.
+    pub message: String,
+    /// Also in the `x-request-id` header and the server log.
+    pub request_id: String,
+    /// Only on a 409 for a stale `base_version`: the cell as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CellSchema>)]
+    pub current: Option<Box<Cell>>,
 }
 
 /// What the error middleware writes into the body.
@@ -235,15 +259,15 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         None if is_json(&response) => return response,
         None => framework_error(status),
     };
-    let mut error = json!({
-        "code": body.code,
-        "message": body.message,
-        "request_id": request_id,
-    });
-    if let Some(current) = body.current {
-        error["current"] = json!(current);
-    }
-    let bytes = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
+    let envelope = ErrorEnvelope {
+        error: ErrorObject {
+            code: body.code,
+            message: body.message,
+            request_id,
+            current: body.current,
+        },
+    };
+    let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -1,34 +1,72 @@
 //! Notebook endpoints: list, create, read, rename, delete, .ipynb export/import.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{notebook_id, ApiJson, Caller};
+use super::openapi::{
+    BadRequest, Conflict, Forbidden, Internal, NotFound, NotebookPath, PayloadTooLarge,
+    PreconditionFailed, Unauthorized, Unavailable, Unprocessable,
+};
 use super::pagination::{decode_cursor, encode_cursor, page_limit};
-use super::views::NotebookView;
+use super::views::{NotebookPage, NotebookView, NotebookWithCells};
 use super::CellInput;
 use crate::notebook::model::{Notebook, NotebookId, Role};
 use crate::notebook::ops::{NewCell, Op};
 use crate::AppState;
 
-#[derive(Deserialize)]
+/// `/api/v1/notebooks/...` routes of this module; `import_limit` caps the
+/// .ipynb upload (the other bodies have the global JSON limit).
+pub fn router(import_limit: usize) -> OpenApiRouter<AppState> {
+    let import = OpenApiRouter::new()
+        .routes(routes!(import_ipynb))
+        .layer(DefaultBodyLimit::max(import_limit));
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(get, patch, delete))
+        .routes(routes!(export_ipynb))
+        .merge(import)
+}
+
+/// `?limit=&cursor=` (read as text so a bad limit is our 400, not serde's).
+#[derive(Deserialize, IntoParams)]
 pub struct ListQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// Opaque, tamper-evident cursor from a previous page's `next_cursor` (forged: 400).
     cursor: Option<String>,
 }
 
 /// `GET /api/v1/notebooks`: what the caller owns or is a member of, newest first.
+#[utoipa::path(
+    get, path = "", tag = "notebooks", operation_id = "listNotebooks",
+    summary = "Notebooks the caller owns or is a member of, newest first",
+    description = "Ordered by `created_at`, newest first. Pass `next_cursor` back as `cursor` \
+        for the next page; `next_cursor` is null on the last page. A forged cursor is 400.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of notebook summaries.", body = NotebookPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let limit = page_limit(q.limit.as_deref())?;
     let after = q
         .cursor
@@ -50,18 +88,44 @@ pub async fn list(
         .iter()
         .map(|(meta, role)| NotebookView::summary(meta, *role))
         .collect();
-    Ok(Json(json!({ "items": items, "next_cursor": next_cursor })))
+    Ok(Json(NotebookPage { items, next_cursor }).into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /api/v1/notebooks` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateNotebook {
+    /// Something besides whitespace; at most 200 characters by default (422 over it).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     title: String,
+    /// Initial cells in order (at most 5,000 by default, 422 over it).
     #[serde(default)]
     cells: Vec<CellInput>,
 }
 
 /// `POST /api/v1/notebooks`: 201 with the full notebook and a Location.
+#[utoipa::path(
+    post, path = "", tag = "notebooks", operation_id = "createNotebook",
+    summary = "Create a notebook, optionally with cells",
+    description = "The caller becomes the owner. The new notebook has version 0 and each cell \
+        version 1. Client-chosen cell ids are honoured (nbformat pattern); a duplicate id is 409. \
+        `id`, `owner_id`, `version` or any other unknown member is 400.",
+    request_body = CreateNotebook,
+    responses(
+        (status = 201, description = "Created; the body is the full notebook as its owner sees it.",
+            body = NotebookWithCells, headers(
+                ("Location" = String, description = "URL of the new notebook, `/api/v1/notebooks/{id}`."),
+                ("ETag" = String, description = "The notebook version as a strong entity tag, e.g. `\"0\"`."),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -114,6 +178,22 @@ pub async fn authorize(
 }
 
 /// `GET /api/v1/notebooks/{id}`.
+#[utoipa::path(
+    get, path = "/{id}", tag = "notebooks", operation_id = "getNotebook",
+    summary = "A notebook with its cells",
+    description = "Any member may read. `ETag` is the notebook version, usable in `If-Match`.",
+    params(NotebookPath),
+    responses(
+        (status = 200, description = "The notebook with its cells in order.", body = NotebookWithCells,
+            headers(("ETag" = String, description = "The notebook version, e.g. `\"3\"`; send it in `If-Match`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,13 +208,43 @@ pub async fn get(
     ))
 }
 
-#[derive(Deserialize)]
+/// `PATCH /api/v1/notebooks/{id}` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchNotebook {
+    /// The new title (required: nothing else can be changed); something besides
+    /// whitespace, at most 200 characters by default (422 over it).
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
     title: Option<String>,
 }
 
 /// `PATCH /api/v1/notebooks/{id}`: rename, honouring `If-Match` (412).
+#[utoipa::path(
+    patch, path = "/{id}", tag = "notebooks", operation_id = "patchNotebook",
+    summary = "Rename a notebook",
+    description = "Owner or editor. One op (the notebook version goes up by one). With \
+        `If-Match`, the rename applies only if the notebook is still at that version, else 412.",
+    params(
+        NotebookPath,
+        ("If-Match" = Option<String>, Header, pattern = "^(\\*|(W/)?\"[0-9]{1,18}\")$",
+            description = "`\"<version>\"` (the `ETag`; a `W/` prefix and `*` are accepted)."),
+    ),
+    request_body = PatchNotebook,
+    responses(
+        (status = 200, description = "Renamed; the body is the notebook summary (no cells).",
+            body = NotebookView,
+            headers(("ETag" = String, description = "The new notebook version, e.g. `\"4\"`."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     caller: Caller,
@@ -182,6 +292,22 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 }
 
 /// `DELETE /api/v1/notebooks/{id}`: owner only.
+#[utoipa::path(
+    delete, path = "/{id}", tag = "notebooks", operation_id = "deleteNotebook",
+    summary = "Delete a notebook",
+    description = "Owner only (others: 403). Removes its cells, members and op log; open sockets \
+        on it close with 4404.",
+    params(NotebookPath),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +319,22 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/notebooks/{id}/ipynb`: an nbformat 4.5 document.
+#[utoipa::path(
+    get, path = "/{id}/ipynb", tag = "notebooks", operation_id = "exportIpynb",
+    summary = "Export a notebook as nbformat 4.5",
+    description = "Any member may export. Cell ids are the REST ids.",
+    params(NotebookPath),
+    responses(
+        (status = 200, description = "The .ipynb document.", body = Ipynb,
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"<id>.ipynb\"`"))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn export_ipynb(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,12 +353,41 @@ pub async fn export_ipynb(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+/// `?title=` of an import.
+#[derive(Deserialize, IntoParams)]
 pub struct ImportQuery {
+    /// Title of the new notebook (blank means not given); at most 200 characters by default.
+    #[param(max_length = 200)]
     title: Option<String>,
 }
 
 /// `POST /api/v1/notebooks/import?title=`: body is an .ipynb (v4.x).
+#[utoipa::path(
+    post, path = "/import", tag = "notebooks", operation_id = "importNotebook",
+    summary = "Import an .ipynb (nbformat 4.x) as a new notebook",
+    description = "The body is the .ipynb document itself (any content type is read as JSON; up \
+        to 16 MiB by default). Title: `?title=`, else the document's `metadata.title`, else \
+        \"Untitled\". Cell ids, top-level metadata and attachments round-trip. Not a valid \
+        nbformat 4 document: 400 `invalid_ipynb`.",
+    params(ImportQuery),
+    request_body(content(
+        (Ipynb = "application/json"),
+        (Ipynb = "application/x-ipynb+json"),
+    )),
+    responses(
+        (status = 201, description = "Created; the body is the full notebook as its owner sees it.",
+            body = NotebookWithCells, headers(
+                ("Location" = String, description = "URL of the new notebook, `/api/v1/notebooks/{id}`."),
+                ("ETag" = String, description = "The notebook version as a strong entity tag, `\"0\"`."),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn import_ipynb(
     State(state): State<AppState>,
     caller: Caller,
@@ -237,4 +408,60 @@ pub async fn import_ipynb(
         .create(&caller.user_id, &title, imported.metadata, imported.cells)
         .await?;
     Ok(created(&notebook))
+}
+
+// ---------------------------------------------------------------------------
+// The .ipynb schema: `notebook::ipynb` reads and writes it as JSON values, so
+// these types only describe what it accepts; they are never built.
+
+/// An nbformat 4.x notebook document (export writes 4.5).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Ipynb {
+    #[schema(minimum = 4, maximum = 4)]
+    nbformat: i64,
+    #[schema(minimum = 0)]
+    nbformat_minor: i64,
+    /// Top-level metadata (`metadata.title` names an import), kept for round trips.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Map<String, Value>>,
+    cells: Vec<IpynbCell>,
+}
+
+/// One nbformat cell; members a cell type does not have are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IpynbCell {
+    cell_type: crate::notebook::model::CellType,
+    /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
+    id: Option<String>,
+    /// A string, or a list of lines joined as they are.
+    #[schema(value_type = Option<IpynbSource>)]
+    source: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Map<String, Value>>,
+    /// Code cells: nbformat outputs, each with an `output_type`.
+    #[schema(value_type = Option<Vec<IpynbOutput>>)]
+    outputs: Option<Vec<Value>>,
+    /// Code cells.
+    execution_count: Option<i64>,
+    /// Markdown and raw cells.
+    #[schema(value_type = Option<Object>)]
+    attachments: Option<Value>,
+}
+
+/// A cell source: one string or a list of strings.
+#[derive(serde::Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum IpynbSource {
+    Text(String),
+    Lines(Vec<String>),
+}
+
+/// An nbformat output; only `output_type` is read.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct IpynbOutput {
+    output_type: String,
 }

@@ -10,27 +10,62 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::openapi::{BadRequest, Internal, PayloadTooLarge, Unavailable};
 use crate::notebook::model::UserId;
 use crate::service::AccountEvent;
 use crate::AppState;
 
+/// The `/api/v1/webhooks/clerk` route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(clerk))
+}
+
 /// The part of a Clerk event we read; unknown members are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ClerkEvent {
+    /// e.g. `user.deleted`, `session.revoked`.
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     data: EventData,
 }
 
-#[derive(Deserialize, Default)]
+/// The event's object; only its `id` is read.
+#[derive(Deserialize, Default, ToSchema)]
 struct EventData {
     id: Option<String>,
 }
 
+/// Verifies, de-duplicates and applies one Clerk event.
+#[utoipa::path(
+    post, path = "/webhooks/clerk", tag = "webhooks", operation_id = "clerkWebhook",
+    summary = "Clerk events, signed by Svix",
+    description = "Called by Clerk (through Svix), not by users: no bearer token, the Svix \
+        signature over the raw body with `CLERK_WEBHOOK_SECRET` authenticates it. A bad \
+        signature or timestamp is 400 and changes nothing; a replayed `svix-id` is 204 and \
+        changes nothing. `user.deleted` deletes the user's notebooks and memberships and closes \
+        their sockets. Without `CLERK_WEBHOOK_SECRET` configured: 503.",
+    security(()),
+    params(
+        ("svix-id" = String, Header, description = "Unique message id (replays are acknowledged and ignored)."),
+        ("svix-timestamp" = String, Header, description = "Unix seconds when the message was sent."),
+        ("svix-signature" = String, Header, description = "Space-separated `v1,<base64 HMAC-SHA256>` signatures."),
+    ),
+    request_body = ClerkEvent,
+    responses(
+        (status = 204, description = "Accepted (or a replay, ignored)."),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn clerk(
     State(state): State<AppState>,
     headers: HeaderMap,
