@@ -38,19 +38,10 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("conflict: {message}")]
-    Conflict {
-        message: &'static str,
-        current: Option<Box<Cell>>,
-    },
-    #[error("precondition failed")]
-    PreconditionFailed,
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("too many connections")]
     TooManyConnections,
-    #[error("unprocessable: {0}")]
-    Unprocessable(&'static str),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -115,15 +106,6 @@ impl IntoResponse for ApiError {
                 None,
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into(), None),
-            ApiError::Conflict { message, current } => {
-                (StatusCode::CONFLICT, "conflict", message.into(), current)
-            }
-            ApiError::PreconditionFailed => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                "the notebook has changed since the version in If-Match".into(),
-                None,
-            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -134,12 +116,6 @@ impl IntoResponse for ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "too many open connections for this user".into(),
-                None,
-            ),
-            ApiError::Unprocessable(why) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unprocessable",
-                why.into(),
                 None,
             ),
             ApiError::Unavailable(cause) => {
