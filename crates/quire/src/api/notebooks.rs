@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::extract::{notebook_id, ApiJson, Caller};
 use super::openapi::{
-    BadRequest, Conflict, IfMatch, Forbidden, Internal, NotFound, NotebookPath, PayloadTooLarge,
+    BadRequest, Conflict, Forbidden, IfMatch, Internal, NotFound, NotebookPath, PayloadTooLarge,
     PreconditionFailed, Unauthorized, Unavailable, Unprocessable,
 };
 use super::pagination::{decode_cursor, encode_cursor, page_limit};
@@ -39,6 +39,7 @@ pub fn router(import_limit: usize) -> OpenApiRouter<AppState> {
 
 /// `?limit=&cursor=` (read as text so a bad limit is our 400, not serde's).
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 200 (default 50).
     #[param(value_type = u32, required = false, minimum = 1, maximum = 200)]
@@ -97,7 +98,11 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct CreateNotebook {
     /// Something besides whitespace; at most 200 characters by default (422 over it).
-    #[schema(min_length = 1, max_length = 200, pattern = "[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     title: String,
     /// Initial cells in order (at most 5,000 by default, 422 over it).
     #[serde(default)]
@@ -375,6 +380,7 @@ pub async fn export_ipynb(
 
 /// `?title=` of an import.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// Title of the new notebook: blank (only whitespace, any length) means not
     /// given; otherwise at most 200 characters by default (422 over it).

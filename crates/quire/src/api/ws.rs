@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Resume point with header auth: `?epoch=E&since=N`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     /// Resume (with header auth): the epoch of the last `ready`.
     epoch: Option<String>,
