@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::extract::{notebook_id, ApiJson, Caller};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, Internal, NotFound, NotebookPath, PayloadTooLarge,
+    BadRequest, Conflict, Forbidden, IfMatch, Internal, NotFound, NotebookPath, PayloadTooLarge,
     PreconditionFailed, Unauthorized, Unavailable, Unprocessable,
 };
 use super::pagination::{decode_cursor, encode_cursor, page_limit};
@@ -39,11 +39,13 @@ pub fn router(import_limit: usize) -> OpenApiRouter<AppState> {
 
 /// `?limit=&cursor=` (read as text so a bad limit is our 400, not serde's).
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Page size, 1 to 200 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    #[param(value_type = u32, required = false, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// Opaque, tamper-evident cursor from a previous page's `next_cursor` (forged: 400).
+    #[param(value_type = String, required = false)]
     cursor: Option<String>,
 }
 
@@ -96,7 +98,11 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 pub struct CreateNotebook {
     /// Something besides whitespace; at most 200 characters by default (422 over it).
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     title: String,
     /// Initial cells in order (at most 5,000 by default, 422 over it).
     #[serde(default)]
@@ -214,7 +220,7 @@ pub async fn get(
 pub struct PatchNotebook {
     /// The new title (required: nothing else can be changed); something besides
     /// whitespace, at most 200 characters by default (422 over it).
-    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(required = true, value_type = String, min_length = 1, max_length = 200, pattern = "[^\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]")]
     title: Option<String>,
 }
 
@@ -226,8 +232,7 @@ pub struct PatchNotebook {
         `If-Match`, the rename applies only if the notebook is still at that version, else 412.",
     params(
         NotebookPath,
-        ("If-Match" = Option<String>, Header, pattern = "^(\\*|(W/)?\"[0-9]{1,18}\")$",
-            description = "`\"<version>\"` (the `ETag`; a `W/` prefix and `*` are accepted)."),
+        IfMatch,
     ),
     request_body = PatchNotebook,
     responses(
@@ -269,7 +274,8 @@ pub async fn patch(
     ))
 }
 
-/// `If-Match: "<version>"` (weak or strong, or `*`). Malformed -> 400.
+/// `If-Match: "<version>"` (weak or strong, quotes optional, or `*`); the
+/// version is 1 to 18 ASCII digits (what the OpenAPI pattern says). Malformed -> 400.
 fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
@@ -286,9 +292,12 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(tag);
-    tag.parse::<i64>()
+    let digits = (1..=18).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_digit());
+    digits
+        .then(|| tag.parse::<i64>().ok())
+        .flatten()
         .map(Some)
-        .map_err(|_| ApiError::bad_request("If-Match must be a notebook version like \"3\""))
+        .ok_or_else(|| ApiError::bad_request("If-Match must be a notebook version like \"3\""))
 }
 
 /// `DELETE /api/v1/notebooks/{id}`: owner only.
@@ -355,9 +364,11 @@ pub async fn export_ipynb(
 
 /// `?title=` of an import.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
-    /// Title of the new notebook (blank means not given); at most 200 characters by default.
-    #[param(max_length = 200)]
+    /// Title of the new notebook: blank (only whitespace, any length) means not
+    /// given; otherwise at most 200 characters by default (422 over it).
+    #[param(value_type = String, required = false, pattern = "^([\\t\\n\\x0b\\x0c\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*|[\\s\\S]{0,200})$")]
     title: Option<String>,
 }
 
@@ -423,7 +434,7 @@ pub struct Ipynb {
     #[schema(minimum = 0)]
     nbformat_minor: i64,
     /// Top-level metadata (`metadata.title` names an import), kept for round trips.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     metadata: Option<Map<String, Value>>,
     cells: Vec<IpynbCell>,
 }
@@ -436,12 +447,12 @@ pub struct IpynbCell {
     /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
     id: Option<String>,
     /// A string, or a list of lines joined as they are.
-    #[schema(value_type = Option<IpynbSource>)]
+    #[schema(value_type = IpynbSource, required = false)]
     source: Option<Value>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Object, required = false)]
     metadata: Option<Map<String, Value>>,
     /// Code cells: nbformat outputs, each with an `output_type`.
-    #[schema(value_type = Option<Vec<IpynbOutput>>)]
+    #[schema(value_type = Vec<IpynbOutput>, required = false)]
     outputs: Option<Vec<Value>>,
     /// Code cells.
     execution_count: Option<i64>,

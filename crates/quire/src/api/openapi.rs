@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, Type};
 use utoipa::{IntoParams, Modify, OpenApi, ToResponse};
@@ -18,7 +19,49 @@ use super::error::ErrorEnvelope;
 /// The document, computed once from the routers.
 pub fn document() -> &'static utoipa::openapi::OpenApi {
     static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOC.get_or_init(|| super::routes(0).into_openapi())
+    DOC.get_or_init(|| {
+        let mut doc = super::routes(0).into_openapi();
+        // Needs the schemas the routes brought in, so it runs after them.
+        UpdateNeedsAChange.modify(&mut doc);
+        doc
+    })
+}
+
+/// `UpdateCell` must set at least one of `source`, `cell_type`, `metadata`
+/// (to a value: `null` means "not given"); a derive cannot say "any of".
+struct UpdateNeedsAChange;
+
+impl Modify for UpdateNeedsAChange {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(schemas) = openapi.components.as_mut().map(|c| &mut c.schemas) else {
+            return;
+        };
+        let Some(fields) = schemas.get("UpdateCell").cloned() else {
+            return;
+        };
+        let given = |name: &str, schema: RefOr<Schema>| {
+            ObjectBuilder::new()
+                .required(name)
+                .property(name, schema)
+                .build()
+        };
+        let string = ObjectBuilder::new().schema_type(Type::String).build();
+        let object = ObjectBuilder::new().schema_type(Type::Object).build();
+        let one_change = AnyOfBuilder::new()
+            .item(given("source", string.into()))
+            .item(given("cell_type", Ref::from_schema_name("CellType").into()))
+            .item(given("metadata", object.into()))
+            .build();
+        let schema = AllOfBuilder::new()
+            .item(fields)
+            .item(Schema::AnyOf(one_change))
+            .description(Some(
+                "Only the members given change; at least one of `source`, `cell_type`, \
+                 `metadata` must be given (400 otherwise).",
+            ))
+            .build();
+        schemas.insert("UpdateCell".into(), RefOr::T(Schema::AllOf(schema)));
+    }
 }
 
 /// Everything the handlers' attributes do not say.
@@ -200,4 +243,16 @@ pub(crate) struct MemberPath {
     /// Clerk user id (`user_...`): 1 to 128 characters, no whitespace or control characters.
     #[param(pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]{1,128}$")]
     user_id: String,
+}
+
+/// `If-Match` on a rename.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // describes the header; `notebooks::if_match` parses it
+pub(crate) struct IfMatch {
+    /// `"<version>"` (the `ETag`; a `W/` prefix, no quotes and `*` are accepted).
+    /// The notebook is renamed only if it is still at that version, else 412.
+    #[param(rename = "If-Match", value_type = String, required = false,
+        pattern = "^(\\*|(W/)?(\"[0-9]{1,18}\"|[0-9]{1,18}))$")]
+    if_match: Option<String>,
 }

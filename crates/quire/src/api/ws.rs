@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Resume point with header auth: `?epoch=E&since=N`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
     /// Resume (with header auth): the epoch of the last `ready`.
     epoch: Option<String>,
@@ -67,10 +68,12 @@ pub struct WsQuery {
     params(
         NotebookPath,
         WsQuery,
-        ("Upgrade" = String, Header, description = "`websocket`"),
-        ("Connection" = String, Header, description = "`Upgrade`"),
-        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
-        ("Sec-WebSocket-Key" = String, Header, description = "RFC 6455 key"),
+        ("Upgrade" = String, Header, description = "A list naming `websocket`.",
+            pattern = "^([^,]*,)*[ \\t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \\t]*(,[^,]*)*$"),
+        ("Connection" = String, Header, description = "A list naming `Upgrade`.",
+            pattern = "^([^,]*,)*[ \\t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \\t]*(,[^,]*)*$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The RFC 6455 key (any value)."),
     ),
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket session starts.",
