@@ -2,10 +2,11 @@
 //! and WebSocket goes through (clerk-auth's verifier, then the revocation
 //! list), and the revocation list itself, fed by Clerk webhooks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use clerk_auth::extract::request_token;
-use clerk_auth::{AuthError, Principal};
+use clerk_auth::{AuthError, Principal, Verifier};
 use http::request::Parts;
 use moka::sync::Cache;
 
@@ -37,10 +38,12 @@ impl Default for Revocations {
 }
 
 impl Revocations {
+    /// Refuses the session's tokens from now on.
     pub fn revoke_session(&self, session_id: &str) {
         self.sessions.insert(session_id.to_string(), ());
     }
 
+    /// Refuses every token of the user from now on.
     pub fn revoke_user(&self, user_id: &str) {
         self.users.insert(user_id.to_string(), ());
     }
@@ -61,18 +64,52 @@ pub fn record_failure(e: &AuthError) {
     metrics::counter!("auth_failures_total", "reason" => e.reason()).increment(1);
 }
 
-impl crate::AppState {
+/// The one verification path every HTTP request and socket uses: the
+/// verifier (clerk-auth), then the revocation list. A cheap clone.
+#[derive(Clone)]
+pub struct Auth {
+    /// Clerk token verification (networkless or clients.verify).
+    pub verifier: Verifier,
+    /// Origins whose `__session` cookie is accepted.
+    allowed_origins: Arc<Vec<String>>,
+    revocations: Arc<Revocations>,
+}
+
+impl Auth {
+    /// Verification with the given revocation list (the service fills it).
+    pub fn new(
+        verifier: Verifier,
+        allowed_origins: Vec<String>,
+        revocations: Arc<Revocations>,
+    ) -> Auth {
+        Auth {
+            verifier,
+            allowed_origins: Arc::new(allowed_origins),
+            revocations,
+        }
+    }
+
     /// THE verification call: signature and claims (clerk-auth), then revocation.
     pub async fn verify_token(&self, token: &str) -> Result<Principal, AuthError> {
-        let principal = self.auth().verifier.verify(token).await?;
-        self.revocations().check(&principal)?;
+        let principal = self.verifier.verify(token).await?;
+        self.revocations.check(&principal)?;
         Ok(principal)
     }
 
     /// Finds the request's token (header, or cookie from an allowed origin) and verifies it.
     pub async fn authenticate(&self, parts: &Parts) -> Result<Principal, AuthError> {
-        let token = request_token(&parts.headers, &self.auth().allowed_origins)
-            .ok_or(AuthError::Missing)?;
+        let token =
+            request_token(&parts.headers, &self.allowed_origins).ok_or(AuthError::Missing)?;
         self.verify_token(token).await
+    }
+
+    /// Sessions and users refused even with a valid token.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Whether the verifier has keys (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), AuthError> {
+        self.verifier.ready().await
     }
 }

@@ -3,8 +3,8 @@
 //! check in front of every request) does not go to the database.
 //!
 //! Correctness rests on one rule: every change in this process goes through
-//! [`AppState`](crate::AppState), which calls [`ReadCache::invalidate`] after
-//! it commits. A fill that raced with a commit must not leave stale data
+//! the service ([`Notebooks`](crate::service::Notebooks)), which calls
+//! [`ReadCache::invalidate`] after it commits. A fill that raced with a commit must not leave stale data
 //! behind, so fills and invalidations of one notebook are serialized on a
 //! striped lock around a generation counter: a fill is stored only if no
 //! invalidation happened since it started reading. Processes that share a
@@ -12,7 +12,7 @@
 //! invalidates here too.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +37,7 @@ impl Snapshot {
     }
 }
 
+/// Snapshots by notebook id, with the generation guard described above.
 pub struct ReadCache {
     /// Off while this process could miss another process's invalidations
     /// (fan-out down, or a shared database without fan-out).
@@ -62,9 +63,7 @@ impl ReadCache {
     }
 
     fn stripe(&self, id: NotebookId) -> &Mutex<u64> {
-        let mut h = self.hasher.build_hasher();
-        id.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % STRIPES]
+        &self.stripes[(self.hasher.hash_one(id) as usize) % STRIPES]
     }
 
     fn generation(&self, id: NotebookId) -> u64 {

@@ -9,6 +9,7 @@ use clerk_auth::{issuer_from_publishable_key, KeySource, VerifierConfig};
 use secrecy::SecretString;
 
 use crate::notebook::model::Limits;
+use crate::realtime::hub::RealtimeLimits;
 
 /// Command line of the `quire` binary.
 #[derive(Debug, Parser)]
@@ -55,6 +56,54 @@ pub struct CommonArgs {
     pub token_cache_capacity: u64,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub sockets: SocketArgs,
+}
+
+/// WebSocket limits and timings; defaults are [`RealtimeLimits::default`].
+#[derive(Debug, Clone, Args)]
+pub struct SocketArgs {
+    /// Largest client message, in bytes (bigger closes with 4413).
+    #[arg(long, env = "QUIRE_WS_MAX_MESSAGE_BYTES", default_value_t = 256 * 1024)]
+    pub ws_max_message_bytes: usize,
+    /// Sustained ops per second per socket.
+    #[arg(long, env = "QUIRE_WS_OPS_PER_SEC", default_value_t = 50.0)]
+    pub ws_ops_per_sec: f64,
+    /// Ops a socket may send at once above the sustained rate.
+    #[arg(long, env = "QUIRE_WS_OPS_BURST", default_value_t = 100.0)]
+    pub ws_ops_burst: f64,
+    /// Messages queued for a socket before it is closed as too slow (4429).
+    #[arg(long, env = "QUIRE_WS_OUTBOUND_QUEUE", default_value_t = 256)]
+    pub ws_outbound_queue: usize,
+    /// Seconds between server pings.
+    #[arg(long, env = "QUIRE_WS_PING_SECS", default_value_t = 20)]
+    pub ws_ping_secs: u64,
+    /// Seconds without a pong before the socket is closed.
+    #[arg(long, env = "QUIRE_WS_PONG_TIMEOUT_SECS", default_value_t = 40)]
+    pub ws_pong_timeout_secs: u64,
+    /// Seconds a socket has to send its first-message auth (else 4408).
+    #[arg(long, env = "QUIRE_WS_AUTH_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_auth_timeout_secs: u64,
+    /// Sockets one user may hold open at once, over all notebooks.
+    #[arg(long, env = "QUIRE_WS_MAX_PER_USER", default_value_t = 100)]
+    pub ws_max_per_user: usize,
+}
+
+impl SocketArgs {
+    /// The socket limits these settings describe; the rest stay default.
+    pub fn realtime_limits(&self) -> RealtimeLimits {
+        RealtimeLimits {
+            max_message_bytes: self.ws_max_message_bytes,
+            ops_per_sec: self.ws_ops_per_sec,
+            burst: self.ws_ops_burst,
+            outbound_queue: self.ws_outbound_queue,
+            ping_interval: Duration::from_secs(self.ws_ping_secs),
+            pong_timeout: Duration::from_secs(self.ws_pong_timeout_secs),
+            auth_timeout: Duration::from_secs(self.ws_auth_timeout_secs),
+            max_conns_per_user: self.ws_max_per_user,
+            ..RealtimeLimits::default()
+        }
+    }
 }
 
 /// Every limit is configurable; defaults from DESIGN.md.
@@ -272,6 +321,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     pub limits: LimitArgs,
     pub auth: AuthSettings,
+    /// Socket limits and timings.
+    pub realtime: RealtimeLimits,
     /// Dev mode: the Clerk stand-in is mounted under /__dev.
     pub dev: bool,
 }
@@ -286,6 +337,7 @@ impl Config {
             allowed_origins: Vec::new(),
             limits: LimitArgs::default(),
             auth,
+            realtime: RealtimeLimits::default(),
             dev: false,
         }
     }
@@ -309,6 +361,7 @@ impl Config {
             allowed_origins: clean_origins(allowed_origins),
             limits: args.common.limits.clone(),
             auth,
+            realtime: args.common.sockets.realtime_limits(),
             dev: false,
         })
     }
@@ -340,6 +393,28 @@ mod tests {
         let args = parse(&["quire", "serve"]);
         let from_flags = format!("{:?}", args.common.limits);
         assert_eq!(from_flags, format!("{:?}", LimitArgs::default()));
+    }
+
+    #[test]
+    fn socket_defaults_match_realtime_limits() {
+        let args = parse(&["quire", "serve"]);
+        let from_flags = format!("{:?}", args.common.sockets.realtime_limits());
+        assert_eq!(from_flags, format!("{:?}", RealtimeLimits::default()));
+    }
+
+    #[test]
+    fn socket_limits_come_from_flags() {
+        let args = parse(&[
+            "quire",
+            "serve",
+            "--ws-max-per-user",
+            "3",
+            "--ws-ping-secs",
+            "7",
+        ]);
+        let limits = args.common.sockets.realtime_limits();
+        assert_eq!(limits.max_conns_per_user, 3);
+        assert_eq!(limits.ping_interval, Duration::from_secs(7));
     }
 
     #[test]

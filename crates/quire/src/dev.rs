@@ -16,14 +16,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clerk_auth::testing::ClerkStandIn;
-use clerk_auth::{KeySource, Verifier, VerifierConfig};
+use clerk_auth::{KeySource, VerifierConfig};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::{clean_origins, AuthSettings, AuthStrategy, Config, DevArgs};
-use crate::state::{open_store, StateParts};
-use crate::AppState;
+use crate::{App, AppState, Parts};
 
 /// The issuer of dev tokens; no real Clerk instance can have it (`.invalid`).
 pub const DEV_ISSUER: &str = "https://clerk.quire-dev.invalid";
@@ -52,11 +51,8 @@ fn dev_origins(local: &SocketAddr, extra: &[String]) -> Vec<String> {
     clean_origins(origins)
 }
 
-/// Builds the dev state for a server that will listen on `local`.
-pub async fn dev_state(
-    args: &DevArgs,
-    local: SocketAddr,
-) -> anyhow::Result<(AppState, ClerkStandIn)> {
+/// Builds the dev app for a server that will listen on `local`.
+pub async fn dev_app(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(App, ClerkStandIn)> {
     let common = &args.common;
     let standin = match &args.dev_key_file {
         Some(path) => standin_from_key_file(path)?,
@@ -90,34 +86,23 @@ pub async fn dev_state(
         limits: common.limits.clone(),
         auth: AuthSettings {
             strategy: args.auth_strategy,
-            key_source: key_source.clone(),
+            key_source,
             api_url,
             secret_key: Some(standin.secret_key().into()),
-            verifier: verifier_config.clone(),
+            verifier: verifier_config,
             webhook_secret: None,
             publishable_key: None,
         },
+        realtime: common.sockets.realtime_limits(),
         dev: true,
     };
-    let store = open_store(&config).await?;
-    let verifier = Verifier::new(key_source, verifier_config)?;
-    // Fan-out between processes, wired exactly as `run_serve` does.
-    let fanout = match &config.redis_url {
-        Some(url) => Some(crate::realtime::fanout::Fanout::connect(url).await?),
-        None => None,
+    // Everything else (fan-out included) is wired exactly as `run_serve` does.
+    let parts = Parts {
+        routes: Some(dev_routes(&standin)),
+        ..Parts::default()
     };
-    let state = AppState::new(StateParts {
-        config,
-        store,
-        verifier,
-        realtime: Default::default(),
-        fanout: fanout.clone(),
-        dev_routes: Some(dev_routes(&standin)),
-    })?;
-    if let Some(fanout) = fanout {
-        fanout.spawn_relay(state.clone());
-    }
-    Ok((state, standin))
+    let app = App::build(config, parts).await?;
+    Ok((app, standin))
 }
 
 /// The stand-in with its signing key from `path` (PKCS#8 DER); when the file
@@ -178,7 +163,7 @@ struct TokenRequest {
 }
 
 /// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
-fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Response> {
+fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, String), Box<Response>> {
     let ok_id = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
@@ -191,6 +176,7 @@ fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, Strin
             Json(json!({"error": {"code": "bad_request", "message": msg}})),
         )
             .into_response()
+            .into()
     };
     if !ok_id(&req.user_id) {
         return Err(bad("user_id must be 1-64 characters of [A-Za-z0-9_-]"));
@@ -230,7 +216,7 @@ async fn token_text(
     };
     match mint(&standin, req) {
         Ok((token, _, _)) => token.into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -245,7 +231,7 @@ async fn token_json(
             Json(json!({"token": token, "expires_at": exp, "user_id": user_id, "session_id": session_id}))
                 .into_response()
         }
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -262,9 +248,9 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     check_loopback(&args.common.addr)?;
     let listener = TcpListener::bind(args.common.addr).await?;
     let local = listener.local_addr()?;
-    let (state, _standin) = dev_state(&args, local).await?;
-    print_banner(&local, &state.config().database_url);
-    crate::serve(listener, state, crate::shutdown_signal()).await?;
+    let (app, _standin) = dev_app(&args, local).await?;
+    print_banner(&local, &app.state().config().database_url);
+    crate::serve(listener, app, crate::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -3,8 +3,9 @@
 //! The library holds everything; `main.rs` only parses the command line.
 //! [`serve`] takes a bound listener so tests run the whole server on port 0.
 //!
-//! Layout: [`config`] (typed settings), [`state`] (what handlers share, and
-//! the single change path `AppState::apply`), [`auth`] (verify + revocation),
+//! Layout: [`config`] (typed settings), [`app`] (the composition root),
+//! [`state`] (the handles handlers share), [`service`] (the one change path,
+//! `Notebooks`), [`auth`] (verify + revocation),
 //! [`store`] (SQLite and PostgreSQL behind the `Store` trait), [`cache`]
 //! (notebook snapshots for reads), [`notebook`] (the domain, its ops, .ipynb),
 //! [`api`] (REST, the WebSocket upgrade, webhooks), [`realtime`] (rooms,
@@ -12,13 +13,14 @@
 //! with a local Clerk stand-in).
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod dev;
 pub mod notebook;
-pub mod openapi;
 pub mod realtime;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod telemetry;
@@ -29,17 +31,18 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
+pub use app::{App, Parts};
 pub use state::AppState;
 
-/// Serves the API on `listener` until `shutdown` resolves, then drains
+/// Serves the app on `listener` until `shutdown` resolves, then drains
 /// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
+    app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let hub = state.hub().clone();
-    let app = api::router(state);
+    let hub = app.state().hub().clone();
+    let router = app.router();
     // Ordered shutdown: stop accepting, close every socket with 1001 after
     // flushing what it has queued, wait (bounded) for socket tasks, exit.
     let sockets_closed = {
@@ -55,34 +58,18 @@ pub async fn serve(
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app)
+    axum::serve(listener, router)
         .with_graceful_shutdown(sockets_closed)
         .await
 }
 
 /// Runs `quire serve` with a checked configuration until SIGINT/SIGTERM.
 pub async fn run_serve(config: config::Config) -> anyhow::Result<()> {
-    let verifier =
-        clerk_auth::Verifier::new(config.auth.key_source.clone(), config.auth.verifier.clone())?;
-    let store = state::open_store(&config).await?;
-    let fanout = match &config.redis_url {
-        Some(url) => Some(realtime::fanout::Fanout::connect(url).await?),
-        None => None,
-    };
-    let listener = TcpListener::bind(config.addr).await?;
+    let addr = config.addr;
+    let app = App::build(config, Parts::default()).await?;
+    let listener = TcpListener::bind(addr).await?;
     tracing::info!(addr = %listener.local_addr()?, "quire listening");
-    let state = AppState::new(state::StateParts {
-        config,
-        store,
-        verifier,
-        realtime: Default::default(),
-        fanout: fanout.clone(),
-        dev_routes: None,
-    })?;
-    if let Some(fanout) = fanout {
-        fanout.spawn_relay(state.clone());
-    }
-    serve(listener, state, shutdown_signal()).await?;
+    serve(listener, app, shutdown_signal()).await?;
     Ok(())
 }
 

@@ -15,10 +15,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use clerk_auth::extract::rejection_parts;
 use clerk_auth::AuthError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::views::CellSchema;
 use crate::notebook::model::Cell;
 use crate::notebook::ops::OpError;
+use crate::service::{PublicError, PublicKind, ServiceError};
 use crate::store::{ApplyError, StoreError};
 
 /// Header carrying the request id (set by tower-http's request-id layer).
@@ -35,23 +38,17 @@ pub enum ApiError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("conflict: {message}")]
-    Conflict {
-        message: &'static str,
-        current: Option<Box<Cell>>,
-    },
-    #[error("precondition failed")]
-    PreconditionFailed,
     #[error("payload too large")]
     PayloadTooLarge,
     #[error("too many connections")]
     TooManyConnections,
-    #[error("unprocessable: {0}")]
-    Unprocessable(&'static str),
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+    /// The service refused or failed; it says what the client is told.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
 }
 
 impl ApiError {
@@ -62,6 +59,28 @@ impl ApiError {
             message: message.into(),
         }
     }
+}
+
+/// The body of every failure: `{"error":{"code","message","request_id"[,"current"]}}`.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorEnvelope {
+    pub error: ErrorObject,
+}
+
+/// What went wrong, for clients.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorObject {
+    /// Stable, snake_case, e.g. `not_found`, `forbidden`, `invalid_token`, `conflict`.
+    pub code: &'static str,
+    /// Human-readable; never contains secrets.
+    pub message: String,
+    /// Also in the `x-request-id` header and the server log.
+    pub request_id: String,
+    /// Only on a 409 for a stale `base_version`: the cell as it is now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<CellSchema>)]
+    pub current: Option<Box<Cell>>,
 }
 
 /// What the error middleware writes into the body.
@@ -76,6 +95,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, current) = match self {
             ApiError::Auth(e) => return auth_response(&e),
+            ApiError::Service(e) => return public_response(e.into_public()),
             ApiError::BadRequest { code, message } => {
                 (StatusCode::BAD_REQUEST, code, message, None)
             }
@@ -86,15 +106,6 @@ impl IntoResponse for ApiError {
                 None,
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "not found".into(), None),
-            ApiError::Conflict { message, current } => {
-                (StatusCode::CONFLICT, "conflict", message.into(), current)
-            }
-            ApiError::PreconditionFailed => (
-                StatusCode::PRECONDITION_FAILED,
-                "precondition_failed",
-                "the notebook has changed since the version in If-Match".into(),
-                None,
-            ),
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -107,23 +118,14 @@ impl IntoResponse for ApiError {
                 "too many open connections for this user".into(),
                 None,
             ),
-            ApiError::Unprocessable(why) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unprocessable",
-                why.into(),
-                None,
-            ),
             ApiError::Unavailable(cause) => {
                 tracing::warn!(error = ?cause, "service unavailable");
-                let mut r = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the service is temporarily unavailable, retry later".into(),
-                    None,
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+                return public_response(PublicError {
+                    kind: PublicKind::Unavailable,
+                    code: "unavailable",
+                    message: "the service is temporarily unavailable, retry later".into(),
+                    current: None,
+                });
             }
             ApiError::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
@@ -137,6 +139,32 @@ impl IntoResponse for ApiError {
         };
         error_response(status, code, message, current)
     }
+}
+
+/// The response for the service's public error (REST and sockets share it).
+fn public_response(public: PublicError) -> Response {
+    let status = match public.kind {
+        PublicKind::BadRequest => StatusCode::BAD_REQUEST,
+        PublicKind::Forbidden => StatusCode::FORBIDDEN,
+        PublicKind::NotFound => StatusCode::NOT_FOUND,
+        PublicKind::Conflict => StatusCode::CONFLICT,
+        PublicKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        PublicKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+        PublicKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        PublicKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = error_response(
+        status,
+        public.code,
+        public.message.into_owned(),
+        public.current,
+    );
+    if public.kind == PublicKind::Unavailable {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn error_response(
@@ -172,45 +200,19 @@ impl From<AuthError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => ApiError::Unavailable(e.into()),
-            StoreError::NotebookNotFound => ApiError::NotFound,
-            StoreError::Invalid(why) => ApiError::bad_request(why),
-            other => ApiError::Internal(other.into()),
-        }
+        ApiError::Service(e.into())
     }
 }
 
 impl From<OpError> for ApiError {
     fn from(e: OpError) -> Self {
-        match e {
-            OpError::CellNotFound => ApiError::NotFound,
-            OpError::Conflict { current } => ApiError::Conflict {
-                message: "the cell was changed by someone else",
-                current: Some(current),
-            },
-            OpError::DuplicateCellId => ApiError::Conflict {
-                message: "a cell with this id already exists",
-                current: None,
-            },
-            OpError::IndexOutOfRange => ApiError::bad_request("index out of range"),
-            OpError::TooManyCells => ApiError::Unprocessable("the notebook has too many cells"),
-            OpError::TitleTooLong => ApiError::Unprocessable("title too long"),
-            OpError::SourceTooLarge => ApiError::Unprocessable("cell source too large"),
-            OpError::Invalid(why) => ApiError::bad_request(why),
-        }
+        ApiError::Service(e.into())
     }
 }
 
 impl From<ApplyError> for ApiError {
     fn from(e: ApplyError) -> Self {
-        match e {
-            ApplyError::NotebookNotFound => ApiError::NotFound,
-            ApplyError::Forbidden => ApiError::Forbidden,
-            ApplyError::VersionMismatch { .. } => ApiError::PreconditionFailed,
-            ApplyError::Op(op) => op.into(),
-            ApplyError::Store(s) => s.into(),
-        }
+        ApiError::Service(e.into())
     }
 }
 
@@ -233,15 +235,15 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
         None if is_json(&response) => return response,
         None => framework_error(status),
     };
-    let mut error = json!({
-        "code": body.code,
-        "message": body.message,
-        "request_id": request_id,
-    });
-    if let Some(current) = body.current {
-        error["current"] = json!(current);
-    }
-    let bytes = serde_json::to_vec(&json!({ "error": error })).unwrap_or_default();
+    let envelope = ErrorEnvelope {
+        error: ErrorObject {
+            code: body.code,
+            message: body.message,
+            request_id,
+            current: body.current,
+        },
+    };
+    let bytes = serde_json::to_vec(&envelope).unwrap_or_default();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -23,7 +23,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let principal = state.authenticate(parts).await?;
+        let principal = state.auth().authenticate(parts).await?;
         let user_id = UserId::parse(&principal.user_id)
             .map_err(|_| ApiError::Auth(clerk_auth::AuthError::InvalidClaims("sub")))?;
         Ok(Caller { principal, user_id })

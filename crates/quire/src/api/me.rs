@@ -1,21 +1,88 @@
 //! `GET /api/v1/me`: who the server thinks you are.
 
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
-use serde_json::{json, Value};
+use clerk_auth::{Actor, Org};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::Caller;
+use super::openapi::{Internal, Unauthorized, Unavailable};
 use super::views::timestamp;
+use crate::AppState;
+
+/// The `/api/v1/me` route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
+}
+
+/// The caller's verified principal, timestamps in RFC 3339 UTC.
+#[derive(Serialize, ToSchema)]
+pub struct Me<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    /// The session's active organization, or null.
+    #[schema(value_type = Option<OrgSchema>, required = true)]
+    pub org: Option<&'a Org>,
+    /// The impersonator, or null.
+    #[schema(value_type = Option<ActorSchema>, required = true)]
+    pub actor: Option<&'a Actor>,
+    /// The token's `exp`.
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: Option<String>,
+}
+
+/// How `clerk_auth::Org` serializes (described here: clerk-auth knows no OpenAPI).
+#[derive(ToSchema)]
+#[schema(as = Org)]
+#[allow(dead_code)]
+pub struct OrgSchema {
+    id: String,
+    #[schema(required = true)]
+    slug: Option<String>,
+    /// In Clerk's `org:<role>` form.
+    #[schema(required = true)]
+    role: Option<String>,
+    /// `org:<feature>:<permission>` strings.
+    permissions: Vec<String>,
+}
+
+/// How `clerk_auth::Actor` serializes: who is impersonating the user (`act`).
+#[derive(ToSchema)]
+#[schema(as = Actor)]
+#[allow(dead_code)]
+pub struct ActorSchema {
+    sub: String,
+    #[schema(value_type = String, required = false)]
+    iss: Option<String>,
+    #[schema(value_type = String, required = false)]
+    sid: Option<String>,
+}
 
 /// The caller's principal, timestamps in RFC 3339 UTC.
-pub async fn me(caller: Caller) -> Json<Value> {
+#[utoipa::path(
+    get, path = "/me", tag = "me", operation_id = "getMe",
+    summary = "The caller's verified principal",
+    description = "Who the server thinks you are, from the verified session token.",
+    responses(
+        (status = 200, description = "The caller.", body = Me),
+        (status = 401, response = Unauthorized),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub async fn me(caller: Caller) -> Response {
     let p = &caller.principal;
     let expires_at = DateTime::from_timestamp(p.expires_at, 0).map(|t| timestamp(&t));
-    Json(json!({
-        "user_id": p.user_id,
-        "session_id": p.session_id,
-        "org": p.org,
-        "actor": p.actor,
-        "expires_at": expires_at,
-    }))
+    Json(Me {
+        user_id: &p.user_id,
+        session_id: &p.session_id,
+        org: p.org.as_ref(),
+        actor: p.actor.as_ref(),
+        expires_at,
+    })
+    .into_response()
 }

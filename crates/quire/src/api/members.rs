@@ -3,35 +3,76 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Caller};
-use super::notebooks::authorize;
+use super::extract::{notebook_id, ApiJson, Caller};
+use super::openapi::{
+    BadRequest, Forbidden, Internal, MemberPath, NotFound, NotebookPath, PayloadTooLarge,
+    Unauthorized, Unavailable,
+};
+use super::views::{MemberList, MemberView};
 use crate::notebook::model::{Role, UserId};
 use crate::AppState;
 
+/// `/api/v1/notebooks/{id}/members...` routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(put, remove))
+}
+
 /// `GET /api/v1/notebooks/{id}/members`: any member may read it; owner first.
+#[utoipa::path(
+    get, path = "/{id}/members", tag = "members", operation_id = "listMembers",
+    summary = "Owner, editors and viewers of a notebook",
+    description = "Any member may read the list. The owner comes first with role `owner`.",
+    params(NotebookPath),
+    responses(
+        (status = 200, description = "The members.", body = MemberList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(raw_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let (id, _) = authorize(&state, &caller, &raw_id).await?;
-    let members = state.store().members(id).await?;
-    let items: Vec<Value> = members
+) -> Result<Response, ApiError> {
+    let id = notebook_id(&raw_id)?;
+    let members = state.notebooks().members(id, &caller.user_id).await?;
+    let items = members
         .iter()
-        .map(|(user, role)| json!({"user_id": user.as_str(), "role": role}))
+        .map(|(user, role)| MemberView::new(user, *role))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(MemberList { items }).into_response())
 }
 
-#[derive(Deserialize)]
+/// `PUT .../members/{user_id}` body.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutMember {
+    /// Read as text so another value is our 400, not serde's.
+    #[schema(value_type = SharedRole)]
     role: String,
+}
+
+/// The roles an owner may give (there is one owner, the creator).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // describes `PutMember::role`
+pub enum SharedRole {
+    Editor,
+    Viewer,
 }
 
 fn member_id(raw: &str) -> Result<UserId, ApiError> {
@@ -41,26 +82,45 @@ fn member_id(raw: &str) -> Result<UserId, ApiError> {
     })
 }
 
-/// The owner may manage members; nobody else.
+/// The owner may manage members; nobody else. Checked before the rest of
+/// the request is parsed (access first, DESIGN.md "REST"); the service
+/// checks again where it changes anything.
 async fn authorize_owner(
     state: &AppState,
     caller: &Caller,
     raw_id: &str,
 ) -> Result<crate::notebook::model::NotebookId, ApiError> {
-    let (id, role) = authorize(state, caller, raw_id).await?;
-    if role != Role::Owner {
-        return Err(ApiError::Forbidden);
-    }
+    let id = notebook_id(raw_id)?;
+    state.notebooks().require_owner(id, &caller.user_id).await?;
     Ok(id)
 }
 
 /// `PUT /api/v1/notebooks/{id}/members/{user_id}` `{"role":"editor"|"viewer"}`.
+#[utoipa::path(
+    put, path = "/{id}/members/{user_id}", tag = "members", operation_id = "putMember",
+    summary = "Add a member or change their role",
+    description = "Owner only (others: 403). Any Clerk user id may be added, signed in before or \
+        not. The owner's own role cannot be changed (400). Not an op: the notebook version does \
+        not change, but that user's open sockets get a `role` message.",
+    params(MemberPath),
+    request_body = PutMember,
+    responses(
+        (status = 200, description = "The membership.", body = MemberView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path((raw_id, raw_user)): Path<(String, String)>,
     ApiJson(body): ApiJson<PutMember>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let id = authorize_owner(&state, &caller, &raw_id).await?;
     let user = member_id(&raw_user)?;
     let role = match body.role.as_str() {
@@ -72,17 +132,30 @@ pub async fn put(
             ))
         }
     };
-    if user == caller.user_id {
-        return Err(ApiError::bad_request(
-            "the owner cannot change their own role",
-        ));
-    }
-    state.store().set_member(id, &user, role).await?;
-    state.member_changed(id, &user, Some(role));
-    Ok(Json(json!({"user_id": user.as_str(), "role": role})))
+    state
+        .notebooks()
+        .set_member(id, &caller.user_id, &user, role)
+        .await?;
+    Ok(Json(MemberView::new(&user, role)).into_response())
 }
 
 /// `DELETE /api/v1/notebooks/{id}/members/{user_id}`: that user's sockets close.
+#[utoipa::path(
+    delete, path = "/{id}/members/{user_id}", tag = "members", operation_id = "removeMember",
+    summary = "Remove a member",
+    description = "Owner only (others: 403). 404 when that user is not a member. The user's open \
+        sockets on the notebook close with 4403.",
+    params(MemberPath),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -90,9 +163,9 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let id = authorize_owner(&state, &caller, &raw_id).await?;
     let user = member_id(&raw_user)?;
-    if !state.store().remove_member(id, &user).await? {
-        return Err(ApiError::NotFound);
-    }
-    state.member_changed(id, &user, None);
+    state
+        .notebooks()
+        .remove_member(id, &caller.user_id, &user)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

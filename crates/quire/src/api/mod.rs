@@ -7,6 +7,7 @@ pub mod extract;
 pub mod me;
 pub mod members;
 pub mod notebooks;
+pub mod openapi;
 pub mod pagination;
 pub mod system;
 pub mod views;
@@ -19,7 +20,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -27,6 +27,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
 
 use self::error::{ApiError, REQUEST_ID};
 use crate::notebook::model::{CellId, CellType};
@@ -34,13 +36,19 @@ use crate::notebook::ops::NewCell;
 use crate::AppState;
 
 /// A cell as clients send it on create (notebook `cells[]` and cell inserts).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewCell)]
 pub struct CellInput {
     pub cell_type: CellType,
+    /// At most 1 MiB of UTF-8 by default (422 over it).
     #[serde(default)]
     pub source: String,
+    /// A client-chosen id (nbformat pattern), unique in the notebook (409).
+    #[schema(pattern = "^[a-zA-Z0-9_-]{1,64}$")]
     pub id: Option<String>,
+    /// nbformat cell metadata.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
 }
 
@@ -62,53 +70,37 @@ impl CellInput {
     }
 }
 
-/// Every route of the server, with its middleware.
-pub fn router(state: AppState) -> Router {
-    let limits = &state.config().limits;
-    let import_limit = limits.max_import_bytes;
-    let body_limit = limits.max_body_bytes;
-    let notebooks = Router::new()
-        .route("/", get(notebooks::list).post(notebooks::create))
-        .route(
-            "/import",
-            post(notebooks::import_ipynb).layer(DefaultBodyLimit::max(import_limit)),
-        )
-        .route(
-            "/{id}",
-            get(notebooks::get)
-                .patch(notebooks::patch)
-                .delete(notebooks::delete),
-        )
-        .route("/{id}/ipynb", get(notebooks::export_ipynb))
-        .route("/{id}/cells", post(cells::insert))
-        .route(
-            "/{id}/cells/{cell_id}",
-            axum::routing::patch(cells::update).delete(cells::delete),
-        )
-        .route("/{id}/cells/{cell_id}/move", post(cells::move_cell))
-        .route("/{id}/members", get(members::list))
-        .route("/{id}/ws", get(ws::upgrade))
-        .route(
-            "/{id}/members/{user_id}",
-            put(members::put).delete(members::remove),
-        );
-    let api = Router::new()
+/// Every documented route (all of the API: each resource module's
+/// `router()`), together with the OpenAPI document describing them.
+pub(crate) fn routes(import_limit: usize) -> OpenApiRouter<AppState> {
+    let notebooks = notebooks::router(import_limit)
+        .merge(cells::router())
+        .merge(members::router())
+        .merge(ws::router());
+    let v1 = OpenApiRouter::new()
         .nest("/notebooks", notebooks)
-        .route("/me", get(me::me))
-        .route("/webhooks/clerk", post(webhooks::clerk))
-        .route("/openapi.json", get(system::openapi));
-    let mut app = Router::new()
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .route("/metrics", get(system::metrics))
-        .nest("/api/v1", api)
+        .merge(me::router())
+        .merge(webhooks::router())
+        .merge(system::v1_router());
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(system::router())
+        .nest("/api/v1", v1)
+}
+
+/// Every route of the server, with its middleware; `extra` (dev mode's
+/// `/__dev`) is served with the same middleware.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
+    let limits = &state.config().limits;
+    let body_limit = limits.max_body_bytes;
+    let (api, _) = routes(limits.max_import_bytes).split_for_parts();
+    let mut app = api
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(30),
         ))
         .layer(DefaultBodyLimit::max(body_limit));
-    if let Some(dev) = state.dev_routes() {
-        app = app.merge(dev);
+    if let Some(extra) = extra {
+        app = app.merge(extra);
     }
     app = app.merge(crate::web::routes());
     // route_layer: runs after routing, so the matched route is known.

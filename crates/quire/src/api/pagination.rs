@@ -7,7 +7,10 @@ use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+use secrecy::ExposeSecret;
+
 use super::error::ApiError;
+use crate::config::Config;
 use crate::notebook::model::{NotebookId, NotebookMeta};
 use crate::store::PageKey;
 
@@ -24,6 +27,20 @@ pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
             .filter(|n| (1..=MAX_LIMIT).contains(n))
             .ok_or_else(|| ApiError::bad_request("limit must be an integer from 1 to 200")),
     }
+}
+
+/// The key cursors are signed with. Cursors must verify on every process and
+/// across restarts, so it is derived from the instance's Clerk secret
+/// material when there is some (random, per process, otherwise).
+pub fn cursor_key(config: &Config) -> hmac::Key {
+    let mut material = b"quire-cursor-v1:".to_vec();
+    match (&config.auth.secret_key, &config.auth.key_source) {
+        (Some(secret), _) => material.extend_from_slice(secret.expose_secret().as_bytes()),
+        (None, clerk_auth::KeySource::Pem(pem)) => material.extend_from_slice(pem.as_bytes()),
+        _ => material.extend_from_slice(&rand::random::<[u8; 32]>()),
+    }
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &material);
+    hmac::Key::new(hmac::HMAC_SHA256, digest.as_ref())
 }
 
 /// The cursor that continues after `meta`.

@@ -10,26 +10,62 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::openapi::{BadRequest, Internal, PayloadTooLarge, Unavailable};
 use crate::notebook::model::UserId;
+use crate::service::AccountEvent;
 use crate::AppState;
 
+/// The `/api/v1/webhooks/clerk` route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(clerk))
+}
+
 /// The part of a Clerk event we read; unknown members are ignored.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ClerkEvent {
+    /// e.g. `user.deleted`, `session.revoked`.
     #[serde(rename = "type")]
     kind: String,
     #[serde(default)]
     data: EventData,
 }
 
-#[derive(Deserialize, Default)]
+/// The event's object; only its `id` is read.
+#[derive(Deserialize, Default, ToSchema)]
 struct EventData {
     id: Option<String>,
 }
 
+/// Verifies, de-duplicates and applies one Clerk event.
+#[utoipa::path(
+    post, path = "/webhooks/clerk", tag = "webhooks", operation_id = "clerkWebhook",
+    summary = "Clerk events, signed by Svix",
+    description = "Called by Clerk (through Svix), not by users: no bearer token, the Svix \
+        signature over the raw body with `CLERK_WEBHOOK_SECRET` authenticates it. A bad \
+        signature or timestamp is 400 and changes nothing; a replayed `svix-id` is 204 and \
+        changes nothing. `user.deleted` deletes the user's notebooks and memberships and closes \
+        their sockets. Without `CLERK_WEBHOOK_SECRET` configured: 503.",
+    security(()),
+    params(
+        ("svix-id" = String, Header, description = "Unique message id (replays are acknowledged and ignored)."),
+        ("svix-timestamp" = String, Header, description = "Unix seconds when the message was sent."),
+        ("svix-signature" = String, Header, description = "Space-separated `v1,<base64 HMAC-SHA256>` signatures."),
+    ),
+    request_body = ClerkEvent,
+    responses(
+        (status = 204, description = "Accepted (or a replay, ignored)."),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn clerk(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -52,30 +88,35 @@ pub async fn clerk(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    if state.store().webhook_seen(&delivery).await? {
+    if state.notebooks().delivery_seen(&delivery).await? {
         tracing::info!(delivery, "webhook replay ignored");
         return Ok(StatusCode::NO_CONTENT);
     }
     let event: ClerkEvent = parse_json(&body)?;
-    apply(&state, &event).await?;
-    state.store().record_webhook(&delivery).await?;
+    state
+        .notebooks()
+        .account_event(&delivery, account_event(&event)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn apply(state: &AppState, event: &ClerkEvent) -> Result<(), ApiError> {
+/// What the service should do about a Clerk event.
+fn account_event(event: &ClerkEvent) -> Result<AccountEvent, ApiError> {
     let id = event.data.id.as_deref().unwrap_or_default();
-    match event.kind.as_str() {
+    Ok(match event.kind.as_str() {
         "session.revoked" | "session.ended" | "session.removed" if !id.is_empty() => {
             tracing::info!(kind = event.kind, session = id, "revoking session");
-            state.revoke_session(id);
+            AccountEvent::SessionEnded(id.to_string())
         }
         "user.deleted" if !id.is_empty() => {
             let user = UserId::parse(id)
                 .map_err(|_| ApiError::bad_request("user.deleted without a valid user id"))?;
             tracing::info!(user = id, "deleting user");
-            state.delete_user(&user).await?;
+            AccountEvent::UserDeleted(user)
         }
-        other => tracing::debug!(kind = other, "webhook event ignored"),
-    }
-    Ok(())
+        other => {
+            tracing::debug!(kind = other, "webhook event ignored");
+            AccountEvent::Ignored
+        }
+    })
 }

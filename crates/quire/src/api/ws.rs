@@ -15,21 +15,78 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::notebook_id;
+use super::openapi::{
+    BadRequest, Forbidden, Internal, NotFound, NotebookPath, TooManyRequests, Unauthorized,
+    Unavailable,
+};
 use crate::notebook::model::NotebookId;
 use crate::realtime::protocol::Since;
 use crate::realtime::session::{self, Inbound, PreAuth, Refusal};
 use crate::AppState;
 
+/// The `/api/v1/notebooks/{id}/ws` route.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
+}
+
 /// Resume point with header auth: `?epoch=E&since=N`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WsQuery {
+    /// Resume (with header auth): the epoch of the last `ready`.
     epoch: Option<String>,
+    /// Resume (with header auth): the last version seen.
     since: Option<i64>,
 }
 
+/// Refuses what can be refused over HTTP, then hands the socket to a session.
+#[utoipa::path(
+    get, path = "/{id}/ws", tag = "realtime", operation_id = "notebookWebSocket",
+    summary = "Live editing session (WebSocket upgrade)",
+    description = "Upgrades to a WebSocket carrying JSON text frames (full protocol: \
+        DESIGN.md, \"WebSocket protocol\").\n\n\
+        Authenticate with `Authorization: Bearer` on the upgrade or, from browsers, with a first \
+        message `{\"type\":\"auth\",\"token\":\"...\"}` within 10 s. Tokens in the query are \
+        never used. `Origin`, when sent, must be allowed (else 403 before the upgrade). With header \
+        auth a bad token, missing access or keys unavailable are answered before the upgrade \
+        (401/403/404/429/503); after first-message auth, with close codes 4401/4403/4404/4503.\n\n\
+        Server -> client: `ready`, `op`, `ack`, `error`, `auth.ok`, `role`, `presence`, `pong`. \
+        Client -> server (each with a client-chosen `ref`): `cell.insert`, `cell.update` \
+        (`base_version` required), `cell.delete`, `cell.move`, `notebook.rename`, `auth` (token \
+        refresh, same user), `ping`.\n\n\
+        Close codes: 1001 going away, 4400 protocol error, 4401 unauthenticated or token expired, \
+        4403 access lost or user mismatch, 4404 notebook gone, 4408 no auth in time, 4413 message \
+        too large, 4429 too slow or too fast, 4503 keys or Clerk unreachable.",
+    // Header auth is optional: browsers authenticate with the first message.
+    security(("bearerAuth" = []), ()),
+    params(
+        NotebookPath,
+        WsQuery,
+        ("Upgrade" = String, Header, description = "A list naming `websocket`.",
+            pattern = "^([^,]*,)*[ \\t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \\t]*(,[^,]*)*$"),
+        ("Connection" = String, Header, description = "A list naming `Upgrade`.",
+            pattern = "^([^,]*,)*[ \\t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \\t]*(,[^,]*)*$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "The RFC 6455 key (any value)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket session starts.",
+            headers(("Upgrade" = String), ("Sec-WebSocket-Accept" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     Path(raw_id): Path<String>,
@@ -145,7 +202,7 @@ async fn header_auth(
     since: Option<Since>,
 ) -> Result<PreAuth, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
-    let principal = state.verify_token(token).await?;
+    let principal = state.auth().verify_token(token).await?;
     session::admit(state, id, principal, since)
         .await
         .map_err(|refusal| match refusal {

@@ -199,7 +199,7 @@ string_serde!(UserId);
 // Role
 
 /// What a user may do with a notebook: owner > editor > viewer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Created the notebook; may do everything, including delete and share.
@@ -249,7 +249,7 @@ impl FromStr for Role {
 // CellType
 
 /// The nbformat cell types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CellType {
     /// Executable code; the only kind with outputs and an execution count.

@@ -173,7 +173,7 @@ impl Fanout {
             .is_ok()
             && self.subscribe().await
         {
-            state.fanout_recovered().await;
+            state.notebooks().fanout_recovered().await;
         } else {
             tracing::warn!("Redis is not reachable: serving degraded until it is");
         }
@@ -186,19 +186,19 @@ impl Fanout {
                     Ok(m) => self.on_message(&state, m.channel.to_string(), m.value.as_str().map(|s| s.to_string())).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "fan-out relay lagged; catching up from the op log");
-                        state.fanout_recovered().await;
+                        state.notebooks().fanout_recovered().await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 Ok(error) = errors.recv() => {
                     tracing::warn!(error = ?error.0, "Redis connection lost: serving degraded");
                     self.inner.healthy.store(false, Ordering::Relaxed);
-                    state.fanout_degraded();
+                    state.notebooks().fanout_degraded();
                 }
                 Ok(_) = reconnects.recv() => {
                     if self.subscribe().await {
                         tracing::info!("Redis reconnected: catching up");
-                        state.fanout_recovered().await;
+                        state.notebooks().fanout_recovered().await;
                     }
                 }
             }
@@ -212,7 +212,7 @@ impl Fanout {
         if let Some(id) = channel.strip_prefix(NOTEBOOK_PREFIX) {
             match serde_json::from_str::<Envelope<Committed>>(&payload) {
                 Ok(e) if e.origin == self.inner.origin => {}
-                Ok(e) => state.remote_commit(&e.body).await,
+                Ok(e) => state.notebooks().remote_commit(&e.body).await,
                 Err(e) => tracing::warn!(notebook = id, error = %e, "unreadable fan-out message"),
             }
         } else if channel == CONTROL_CHANNEL {
@@ -222,7 +222,7 @@ impl Fanout {
                     origin,
                     body: Control::Presence { notebook, users },
                 }) => state.hub().remote_presence(&origin, notebook, users),
-                Ok(e) => state.remote_control(e.body),
+                Ok(e) => state.notebooks().remote_control(e.body),
                 Err(e) => tracing::warn!(error = %e, "unreadable fan-out control message"),
             }
         }

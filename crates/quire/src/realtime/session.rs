@@ -27,8 +27,9 @@ use super::hub::{GlobalEvent, RoomEvent, UserSlot};
 use super::protocol::{self, close, ClientMsg, Since};
 use crate::api::views::NotebookView;
 use crate::notebook::model::{NotebookId, Role, UserId};
-use crate::notebook::ops::{Op, OpError};
-use crate::store::{Access, ApplyError};
+use crate::notebook::ops::Op;
+use crate::service::ServiceError;
+use crate::store::Access;
 use crate::AppState;
 
 /// What the transport yields: frames, or the reasons it stopped.
@@ -249,7 +250,7 @@ where
         Ok(_) | Err(Some(_)) => return Err((close::UNAUTHENTICATED, "authenticate first")),
         Err(None) => return Err((close::PROTOCOL_ERROR, "not a JSON message")),
     };
-    let principal = state.verify_token(&token).await.map_err(|e| {
+    let principal = state.auth().verify_token(&token).await.map_err(|e| {
         crate::auth::record_failure(&e);
         auth_close(&e)
     })?;
@@ -572,7 +573,7 @@ impl Session {
 
     /// In-band token refresh: same user required.
     async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), Closed> {
-        match self.state.verify_token(token).await {
+        match self.state.auth().verify_token(token).await {
             Ok(p) if p.user_id != self.principal.user_id => {
                 Err((close::FORBIDDEN, "token is for another user"))
             }
@@ -653,6 +654,7 @@ impl Session {
             // Missed some: ask the revocation list directly.
             Err(broadcast::error::RecvError::Lagged(_)) => self
                 .state
+                .auth()
                 .revocations()
                 .check(&self.principal)
                 .map_err(|_| revoked),
@@ -741,7 +743,7 @@ fn spawn_op_worker(
         while let Some((r#ref, op)) = rx.recv().await {
             // The store checks the role inside the commit, so a demotion
             // that raced with this op is still honoured.
-            let reply = match state.apply(id, &user, op, None).await {
+            let reply = match state.notebooks().apply(id, &user, op, None).await {
                 Ok(committed) => protocol::ack(r#ref.as_deref(), committed.version),
                 Err(e) => op_error(r#ref.as_deref(), e),
             };
@@ -753,34 +755,14 @@ fn spawn_op_worker(
     tx
 }
 
-/// The `error` message for a refused op.
-fn op_error(r#ref: Option<&str>, e: ApplyError) -> String {
-    let (code, message, current) = match e {
-        ApplyError::Op(OpError::Conflict { current }) => (
-            "conflict",
-            "the cell was changed by someone else".to_string(),
-            serde_json::to_value(&*current).ok(),
-        ),
-        ApplyError::Op(OpError::DuplicateCellId) => (
-            "conflict",
-            "a cell with this id already exists".into(),
-            None,
-        ),
-        ApplyError::Op(OpError::CellNotFound) => ("not_found", "cell not found".into(), None),
-        ApplyError::NotebookNotFound => ("not_found", "notebook not found".into(), None),
-        ApplyError::Forbidden => ("forbidden", "you can only read this notebook".into(), None),
-        ApplyError::Op(other) => ("invalid_op", other.to_string(), None),
-        ApplyError::VersionMismatch { .. } => ("conflict", "the notebook changed".into(), None),
-        ApplyError::Store(e) => {
-            tracing::error!(error = ?e, "socket op failed in the store");
-            (
-                "internal",
-                "the change could not be saved; retry".into(),
-                None,
-            )
-        }
-    };
-    protocol::error(r#ref, code, &message, current)
+/// The `error` message for a refused op (the service's public mapping).
+fn op_error(r#ref: Option<&str>, e: ServiceError) -> String {
+    let public = e.into_public();
+    let current = public
+        .current
+        .as_deref()
+        .and_then(|cell| serde_json::to_value(cell).ok());
+    protocol::error(r#ref, public.socket_code(), &public.message, current)
 }
 
 fn unavailable(e: crate::store::StoreError) -> Closed {
@@ -814,14 +796,12 @@ mod tests {
     use std::sync::Arc;
 
     use clerk_auth::testing::ClerkStandIn;
-    use clerk_auth::Verifier;
     use futures::channel::mpsc as fmpsc;
     use serde_json::Value;
 
     use super::*;
     use crate::config::{AuthSettings, Config};
     use crate::realtime::hub::RealtimeLimits;
-    use crate::state::StateParts;
     use crate::store::{SqliteStore, Store, StoreOptions};
 
     struct Harness {
@@ -832,7 +812,6 @@ mod tests {
     async fn harness(realtime: RealtimeLimits) -> Harness {
         let standin = ClerkStandIn::new();
         let auth = AuthSettings::with_pem(standin.public_key_pem(), Some(standin.issuer()));
-        let verifier = Verifier::new(auth.key_source.clone(), auth.verifier.clone()).unwrap();
         let config = Config::new(
             "127.0.0.1:0".parse().unwrap(),
             "sqlite::memory:".into(),
@@ -843,15 +822,16 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let state = AppState::new(StateParts {
-            config,
-            store,
-            verifier,
-            realtime,
-            fanout: None,
-            dev_routes: None,
-        })
-        .unwrap();
+        let config = Config { realtime, ..config };
+        let parts = crate::Parts {
+            store: Some(store),
+            ..crate::Parts::default()
+        };
+        let state = crate::App::build(config, parts)
+            .await
+            .unwrap()
+            .state()
+            .clone();
         Harness { state, standin }
     }
 

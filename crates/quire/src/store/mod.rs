@@ -258,3 +258,27 @@ pub trait Store: Send + Sync + 'static {
 
 /// Webhook delivery ids are kept this long (Svix retries for about 3 days).
 pub const WEBHOOK_ID_RETENTION_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
+
+/// Opens the store the configuration's database URL names and runs migrations.
+pub async fn open(config: &crate::config::Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
+    use anyhow::Context as _;
+    let url = &config.database_url;
+    let options = StoreOptions {
+        limits: config.limits.notebook_limits(),
+        op_log_keep: config.limits.op_log_keep,
+        ..StoreOptions::default()
+    };
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(url, options)
+            .await
+            .with_context(|| format!("opening SQLite database {url}"))?;
+        return Ok(std::sync::Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::connect(url, options)
+            .await
+            .context("opening PostgreSQL database")?;
+        return Ok(std::sync::Arc::new(store));
+    }
+    anyhow::bail!("QUIRE_DATABASE_URL must start with sqlite:, postgres:// or postgresql://")
+}

@@ -98,7 +98,7 @@ async fn spawn(
     let server::Built {
         listener,
         addr,
-        state,
+        app,
         dir,
     } = server::build(server::Setup {
         key_source,
@@ -110,7 +110,7 @@ async fn spawn(
         webhook_secret: Some(WEBHOOK_SECRET.to_string()),
     })
     .await;
-    tokio::spawn(quire::serve(listener, state, std::future::pending()));
+    tokio::spawn(quire::serve(listener, app, std::future::pending()));
     TestApp {
         base: format!("http://{addr}"),
         standin,

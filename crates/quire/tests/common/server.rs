@@ -1,5 +1,6 @@
 //! Builds the whole server as `quire serve` assembles it, for black-box
-//! tests: a fresh SQLite file, a verifier for the given key source, the given
+//! tests: through `App::build` (the composition root `quire serve` uses), with
+//! a fresh SQLite file, a verifier for the given key source, the given
 //! limits, bound to 127.0.0.1:0. Shared by the REST harness (`common`) and the
 //! WebSocket harness (`ws_support`), which differ only in how they run it.
 
@@ -8,11 +9,10 @@
 use std::net::SocketAddr;
 
 use clerk_auth::config::JwksOptions;
-use clerk_auth::{KeySource, Verifier, VerifierConfig};
+use clerk_auth::{KeySource, VerifierConfig};
 use quire::config::{AuthSettings, AuthStrategy, Config, LimitArgs};
 use quire::realtime::hub::RealtimeLimits;
-use quire::state::{open_store, StateParts};
-use quire::AppState;
+use quire::{App, Parts};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
 
@@ -27,11 +27,11 @@ pub struct Setup {
     pub webhook_secret: Option<String>,
 }
 
-/// A server ready to be served: its listener, state and database directory.
+/// A server ready to be served: its listener, app and database directory.
 pub struct Built {
     pub listener: TcpListener,
     pub addr: SocketAddr,
-    pub state: AppState,
+    pub app: App,
     /// Keeps the database directory alive as long as the server.
     pub dir: TempDir,
 }
@@ -60,30 +60,23 @@ pub async fn build(setup: Setup) -> Built {
         limits: setup.limits,
         auth: AuthSettings {
             strategy: AuthStrategy::Networkless,
-            key_source: setup.key_source.clone(),
+            key_source: setup.key_source,
             api_url,
             secret_key: None,
-            verifier: verifier_config.clone(),
+            verifier: verifier_config,
             webhook_secret: setup.webhook_secret.map(Into::into),
             publishable_key: None,
         },
+        realtime: setup.realtime,
         dev: false,
     };
-    let store = open_store(&config).await.expect("open store");
-    let verifier = Verifier::new(setup.key_source, verifier_config).expect("verifier");
-    let state = AppState::new(StateParts {
-        config,
-        store,
-        verifier,
-        realtime: setup.realtime,
-        fanout: None,
-        dev_routes: None,
-    })
-    .expect("state");
+    let app = App::build(config, Parts::default())
+        .await
+        .expect("build app");
     Built {
         listener,
         addr,
-        state,
+        app,
         dir,
     }
 }

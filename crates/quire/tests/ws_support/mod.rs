@@ -78,7 +78,7 @@ pub async fn spawn_with(options: Options) -> WsApp {
     let server::Built {
         listener,
         addr,
-        state,
+        app,
         dir,
     } = server::build(server::Setup {
         key_source,
@@ -91,7 +91,7 @@ pub async fn spawn_with(options: Options) -> WsApp {
     })
     .await;
     let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(quire::serve(listener, state, async move {
+    let server = tokio::spawn(quire::serve(listener, app, async move {
         let _ = rx.await;
     }));
     WsApp {
