@@ -23,6 +23,7 @@ mod principal;
 mod remote;
 mod token;
 mod verifier;
+pub mod webhook;
 
 #[cfg(feature = "axum")]
 pub mod extract;

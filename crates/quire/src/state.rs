@@ -6,6 +6,7 @@ use anyhow::Context;
 use aws_lc_rs::hmac;
 use axum::Router;
 use clerk_auth::extract::Authenticator;
+use clerk_auth::webhook::WebhookVerifier;
 use clerk_auth::{AuthError, Verifier};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
@@ -20,7 +21,6 @@ use crate::realtime::fanout::{Control, Fanout};
 use crate::realtime::hub::RealtimeLimits;
 use crate::realtime::Hub;
 use crate::store::{ApplyError, PostgresStore, SqliteStore, Store, StoreOptions};
-use crate::webhook_signature::WebhookVerifier;
 
 /// Shared state: store, verifier, settings. Passed with axum's `State`.
 #[derive(Clone)]
