@@ -1,6 +1,7 @@
 //! Persistence: the [`Store`] trait the server talks to, its error types and
-//! options, the SQLite implementation ([`sqlite`]) and the conformance suite
-//! ([`conformance`]) every implementation must pass.
+//! options, the SQLite ([`sqlite`]) and PostgreSQL ([`postgres`])
+//! implementations, and (feature `test-support`, for tests only) the
+//! conformance suite `conformance` every implementation must pass.
 //!
 //! The server holds an `Arc<dyn Store>`. [`Store::apply`] is the single path by
 //! which a notebook changes: it validates, applies in one transaction, bumps the
@@ -13,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::notebook::model::{Limits, Notebook, NotebookId, NotebookMeta, Role, UserId};
 use crate::notebook::ops::{Committed, NewCell, Op, OpError};
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
 pub mod postgres;
 mod sql;
@@ -170,7 +172,8 @@ impl From<sqlx::Error> for ApplyError {
 }
 
 /// Where notebooks, cells, members and the op log live. Implementations pass
-/// [`conformance::run_all`].
+/// the conformance suite (`store::conformance::run_all`, feature
+/// `test-support`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers (for `/readyz`).
