@@ -21,6 +21,7 @@ mod sql;
 pub mod sqlite;
 
 pub use postgres::PostgresStore;
+pub use sql::{Backend, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// Settings shared by every store implementation.
