@@ -35,10 +35,9 @@ use crate::notebook::model::{
 use crate::notebook::ops::{self, AppliedOp, Committed, NewCell, Op, OpError};
 
 /// Columns of `notebooks` read into a `NotebookMeta` (see `meta_from_row`).
-pub(super) const META_COLS: &str =
-    "id, title, owner_id, created_at, updated_at, version, epoch, metadata";
+const META_COLS: &str = "id, title, owner_id, created_at, updated_at, version, epoch, metadata";
 /// Columns of `cells` read into a [`Cell`].
-pub(super) const CELL_COLS: &str =
+const CELL_COLS: &str =
     "id, cell_type, source, metadata, outputs, execution_count, attachments, version";
 
 /// A value that should have been valid when it was written.
@@ -47,16 +46,16 @@ pub(super) fn corrupt(what: impl Into<String>) -> StoreError {
 }
 
 /// The current time, truncated to what the database stores (microseconds).
-pub(super) fn now() -> (i64, DateTime<Utc>) {
+fn now() -> (i64, DateTime<Utc>) {
     let micros = Utc::now().timestamp_micros();
     (micros, from_micros(micros).unwrap_or_default())
 }
 
-pub(super) fn from_micros(micros: i64) -> Option<DateTime<Utc>> {
+fn from_micros(micros: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)
 }
 
-pub(super) fn json_map(text: &str, col: &str) -> Result<Map<String, Value>, StoreError> {
+fn json_map(text: &str, col: &str) -> Result<Map<String, Value>, StoreError> {
     serde_json::from_str(text).map_err(|_| corrupt(format!("JSON object in column {col}")))
 }
 
@@ -64,21 +63,21 @@ pub(super) fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String,
     serde_json::to_string(value).map_err(|_| corrupt("value not serializable to JSON"))
 }
 
-pub(super) fn index_to_db(index: usize) -> Result<i64, OpError> {
+fn index_to_db(index: usize) -> Result<i64, OpError> {
     i64::try_from(index).map_err(|_| OpError::IndexOutOfRange)
 }
 
-pub(super) fn index_from_db(value: i64) -> Result<usize, StoreError> {
+fn index_from_db(value: i64) -> Result<usize, StoreError> {
     usize::try_from(value).map_err(|_| corrupt("negative position or count"))
 }
 
 /// A count or limit as a BIGINT (saturating: a limit that large means "all").
-pub(super) fn count_to_db(n: usize) -> i64 {
+fn count_to_db(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Checks create's input and builds the cells (ids generated when absent).
-pub(super) fn new_cells(cells: Vec<NewCell>, limits: &Limits) -> Result<Vec<Cell>, ApplyError> {
+fn new_cells(cells: Vec<NewCell>, limits: &Limits) -> Result<Vec<Cell>, ApplyError> {
     ops::validate_new_cells(&cells, limits)?;
     let cells: Vec<Cell> = cells.into_iter().map(NewCell::into_cell).collect();
     let mut seen = HashSet::new();
@@ -89,7 +88,7 @@ pub(super) fn new_cells(cells: Vec<NewCell>, limits: &Limits) -> Result<Vec<Cell
 }
 
 /// Whether `ops` are exactly the versions `after+1..=current`, in order.
-pub(super) fn is_contiguous(ops: &[Committed], after: i64, current: i64) -> bool {
+fn is_contiguous(ops: &[Committed], after: i64, current: i64) -> bool {
     let expected = usize::try_from(current - after).ok();
     expected == Some(ops.len())
         && ops
@@ -99,7 +98,7 @@ pub(super) fn is_contiguous(ops: &[Committed], after: i64, current: i64) -> bool
 }
 
 /// `"a, b"` -> `"p.a, p.b"`.
-pub(super) fn prefixed(prefix: &str, cols: &str) -> String {
+fn prefixed(prefix: &str, cols: &str) -> String {
     cols.split(", ")
         .map(|c| format!("{prefix}.{c}"))
         .collect::<Vec<_>>()
