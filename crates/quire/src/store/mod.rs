@@ -3,10 +3,12 @@
 //! implementations, and (feature `test-support`, for tests only) the
 //! conformance suite `conformance` every implementation must pass.
 //!
-//! The server holds an `Arc<dyn Store>`. [`Store::apply`] is the single path by
-//! which a notebook changes: it validates, applies in one transaction, bumps the
-//! version, appends to the op log and commits before returning, so whatever it
-//! returns is durable and may be acked and broadcast.
+//! The server holds an `Arc<dyn Store>`. [`Store::apply`] is the transaction
+//! under every notebook edit: it validates, applies in one transaction, bumps
+//! the version, appends to the op log and commits before returning, so
+//! whatever it returns is durable and may be acked and broadcast. The side
+//! effects of a change (caches, rooms, fan-out) are the caller's, not the
+//! store's.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -209,7 +211,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<PageKey>,
     ) -> Result<Vec<(NotebookMeta, Role)>, StoreError>;
 
-    /// THE change path: validates `op`, then in one transaction checks the
+    /// The transaction of every edit: validates `op`, then in one transaction checks the
     /// notebook exists, the author may write and (when given) the version is
     /// `expect_version`, applies the op, bumps the version, appends to the op
     /// log, prunes it, and commits. Returns only once the change is durable.
