@@ -1,15 +1,17 @@
-//! Getting a token out of an HTTP request, and an axum extractor for
-//! [`Principal`] (feature `axum`).
+//! Getting a Clerk session token out of an HTTP request, and the RFC 6750
+//! parts (status, `WWW-Authenticate`, `Retry-After`) of refusing one
+//! (feature `axum`).
 //!
-//! Rules (DESIGN.md): `Authorization: Bearer <token>` with a case-insensitive
-//! scheme; any `Authorization` header at all means the cookie is not
-//! consulted; the `__session` cookie counts only when the request's `Origin`
-//! (or, without one, the `Referer`'s origin) is allowed.
+//! Clerk's frontend sends the token one of two ways: cross-origin requests
+//! carry it as `Authorization: Bearer <token>`, same-origin ones as the
+//! `__session` cookie. The rules here: the scheme is case-insensitive; any
+//! `Authorization` header at all means the cookie is not consulted; and the
+//! cookie counts only when the request's `Origin` (or, without one, the
+//! `Referer`'s origin) is allowed, because a browser attaches cookies to
+//! cross-site requests too (CSRF).
 
 use std::sync::Arc;
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::response::{IntoResponse, Response};
 use http::header::{AUTHORIZATION, COOKIE, ORIGIN, REFERER, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -74,7 +76,8 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// What the [`Principal`] extractor needs from application state.
+/// A verifier and the origins whose cookie it trusts: what authenticating a
+/// request needs, kept together in application state.
 #[derive(Clone)]
 pub struct Authenticator {
     pub verifier: Verifier,
@@ -91,61 +94,46 @@ impl Authenticator {
     }
 }
 
-/// A refused request: RFC 6750 status, `WWW-Authenticate` and a JSON body
-/// that says the public code only.
-#[derive(Debug)]
-pub struct AuthRejection(pub AuthError);
-
 /// The `WWW-Authenticate` value for a public code, if it needs one.
-pub fn www_authenticate(code: PublicCode) -> Option<&'static str> {
-    match code {
-        PublicCode::Unauthenticated => Some(r#"Bearer realm="quire""#),
-        PublicCode::InvalidToken | PublicCode::TokenExpired => {
-            Some(r#"Bearer realm="quire", error="invalid_token""#)
+/// `realm` names the protected service (RFC 6750 section 3); quotes,
+/// backslashes and control characters in it are escaped or dropped.
+pub fn www_authenticate(code: PublicCode, realm: &str) -> Option<HeaderValue> {
+    let error = match code {
+        PublicCode::Unauthenticated => "",
+        PublicCode::InvalidToken | PublicCode::TokenExpired => r#", error="invalid_token""#,
+        PublicCode::AuthUnavailable => return None,
+    };
+    let value = format!(r#"Bearer realm="{}"{error}"#, quoted_string_body(realm));
+    HeaderValue::from_str(&value).ok()
+}
+
+/// `text` made safe inside an HTTP quoted-string.
+fn quoted_string_body(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
         }
-        PublicCode::AuthUnavailable => None,
+        out.push(c);
     }
+    out
 }
 
 /// Seconds a client should wait after `auth_unavailable`.
 pub const RETRY_AFTER_SECS: u32 = 5;
 
-/// Status and headers for a public code, shared by every HTTP error body.
-pub fn rejection_parts(code: PublicCode) -> (StatusCode, HeaderMap) {
+/// Status and headers for a public code, shared by every HTTP error body;
+/// `realm` as in [`www_authenticate`].
+pub fn rejection_parts(code: PublicCode, realm: &str) -> (StatusCode, HeaderMap) {
     let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut headers = HeaderMap::new();
-    if let Some(value) = www_authenticate(code) {
-        headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(value));
+    if let Some(value) = www_authenticate(code, realm) {
+        headers.insert(WWW_AUTHENTICATE, value);
     }
     if code == PublicCode::AuthUnavailable {
         headers.insert(RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
     }
     (status, headers)
-}
-
-impl IntoResponse for AuthRejection {
-    fn into_response(self) -> Response {
-        let code = self.0.public_code();
-        let (status, headers) = rejection_parts(code);
-        let body = serde_json::json!({"error": {"code": code.as_str(), "message": code.message()}});
-        (status, headers, axum::Json(body)).into_response()
-    }
-}
-
-impl<S> FromRequestParts<S> for Principal
-where
-    Authenticator: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let auth = Authenticator::from_ref(state);
-        auth.authenticate(parts).await.map_err(|e| {
-            tracing::info!(reason = e.reason(), detail = %e, "authentication failed");
-            AuthRejection(e)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -208,5 +196,41 @@ mod tests {
             ("referer", "https://app.example/n/1?x"),
         ]);
         assert_eq!(request_token(&referer, &allowed), Some("tok"));
+    }
+
+    #[test]
+    fn rejections_name_the_callers_realm() {
+        let header = |code| {
+            let (status, h) = rejection_parts(code, "notes");
+            (status.as_u16(), h.get(WWW_AUTHENTICATE).cloned())
+        };
+        assert_eq!(
+            header(PublicCode::Unauthenticated),
+            (
+                401,
+                Some(HeaderValue::from_static(r#"Bearer realm="notes""#))
+            )
+        );
+        assert_eq!(
+            header(PublicCode::InvalidToken),
+            (
+                401,
+                Some(HeaderValue::from_static(
+                    r#"Bearer realm="notes", error="invalid_token""#
+                ))
+            )
+        );
+        let (status, h) = rejection_parts(PublicCode::AuthUnavailable, "notes");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(h.get(WWW_AUTHENTICATE).is_none());
+        assert_eq!(h.get(RETRY_AFTER).unwrap(), "5");
+    }
+
+    #[test]
+    fn realm_cannot_break_out_of_its_quotes() {
+        assert_eq!(
+            www_authenticate(PublicCode::Unauthenticated, "a\"b\\c\nd").unwrap(),
+            r#"Bearer realm="a\"b\\cd""#
+        );
     }
 }

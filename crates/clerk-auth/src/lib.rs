@@ -4,12 +4,15 @@
 //! bearer token of an HTTP request or a WebSocket into a [`Principal`] or a
 //! precise [`AuthError`]. It never makes a network call per request: the
 //! public key comes from a PEM (`CLERK_JWT_KEY`) or from Clerk's JWKS, cached
-//! by [`jwks::JwksCache`]. The checks follow quire's DESIGN.md
-//! ("Authentication contract") in order, and everything cheap (size, shape,
-//! header, key lookup) happens before the RSA signature check.
+//! by [`jwks::JwksCache`]. The checks are Clerk's rules for verifying a
+//! session token by hand (RS256 with the instance's key, `exp`/`nbf`/`iat`
+//! with a small clock skew, `iss` = the Frontend API URL, `azp` among the
+//! authorized parties, `sts` not pending), made strict, and everything cheap
+//! (size, shape, header, key lookup) happens before the RSA signature check.
+//! [`webhook`] verifies the Svix signatures on Clerk's webhooks.
 //!
-//! Features: `axum` adds an extractor and token extraction from requests;
-//! `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
+//! Features: `axum` adds [`extract`]: finding the token in a request (header
+//! or `__session` cookie) and the RFC 6750 parts of refusing it; `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
 //! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
 
 mod cache;
@@ -23,6 +26,7 @@ mod principal;
 mod remote;
 mod token;
 mod verifier;
+pub mod webhook;
 
 #[cfg(feature = "axum")]
 pub mod extract;

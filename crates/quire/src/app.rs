@@ -16,7 +16,7 @@ use crate::realtime::Hub;
 use crate::service::Notebooks;
 use crate::state::{AppState, Handles};
 use crate::store::Store;
-use crate::webhook_signature::WebhookVerifier;
+use clerk_auth::webhook::WebhookVerifier;
 
 /// What a caller may supply instead of what the configuration names.
 #[derive(Default)]

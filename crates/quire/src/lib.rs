@@ -25,7 +25,6 @@ pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;
-pub mod webhook_signature;
 
 use std::future::Future;
 

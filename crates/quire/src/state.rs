@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
+use clerk_auth::webhook::WebhookVerifier;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::Auth;
@@ -13,7 +14,6 @@ use crate::realtime::fanout::Fanout;
 use crate::realtime::Hub;
 use crate::service::Notebooks;
 use crate::store::Store;
-use crate::webhook_signature::WebhookVerifier;
 
 /// Shared handles, passed with axum's `State`.
 #[derive(Clone)]

@@ -186,7 +186,7 @@ fn error_response(
 fn auth_response(e: &AuthError) -> Response {
     let code = e.public_code();
     crate::auth::record_failure(e);
-    let (status, headers) = rejection_parts(code);
+    let (status, headers) = rejection_parts(code, "quire");
     let mut response = error_response(status, code.as_str(), code.message().into(), None);
     response.headers_mut().extend(headers);
     response

@@ -1,7 +1,7 @@
 //! `POST /api/v1/webhooks/clerk`: Clerk events, signed by Svix.
 //!
 //! A bad signature or a timestamp outside 5 minutes is a 400 and changes
-//! nothing (see [`crate::webhook_signature`]). A delivery id
+//! nothing (see [`clerk_auth::webhook`]). A delivery id
 //! already applied is acknowledged (204) without being applied again; effects
 //! are applied before the id is recorded, and are idempotent, so a delivery
 //! that fails half-way is safely applied again on Svix's retry.

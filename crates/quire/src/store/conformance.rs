@@ -2,8 +2,10 @@
 //! written once and run against each implementation (SQLite in
 //! `tests/store_sqlite.rs`, PostgreSQL).
 //!
-//! Public (not `cfg(test)`) so integration tests of any backend can call
-//! [`run_all`]. It panics on the first failed expectation, after printing the
+//! Behind the `test-support` feature (never in the server binary) rather than
+//! `cfg(test)`, so the integration tests of every backend can call
+//! [`run_all`]; quire's dev-dependency on itself turns the feature on for
+//! `cargo test`. It panics on the first failed expectation, after printing the
 //! name of the case to stderr.
 
 use std::collections::HashSet;

@@ -1,11 +1,14 @@
 //! Persistence: the [`Store`] trait the server talks to, its error types and
-//! options, the SQLite implementation ([`sqlite`]) and the conformance suite
-//! ([`conformance`]) every implementation must pass.
+//! options, the SQLite ([`sqlite`]) and PostgreSQL ([`postgres`])
+//! implementations, and (feature `test-support`, for tests only) the
+//! conformance suite `conformance` every implementation must pass.
 //!
-//! The server holds an `Arc<dyn Store>`. [`Store::apply`] is the single path by
-//! which a notebook changes: it validates, applies in one transaction, bumps the
-//! version, appends to the op log and commits before returning, so whatever it
-//! returns is durable and may be acked and broadcast.
+//! The server holds an `Arc<dyn Store>`. [`Store::apply`] is the transaction
+//! under every notebook edit: it validates, applies in one transaction, bumps
+//! the version, appends to the op log and commits before returning, so
+//! whatever it returns is durable and may be acked and broadcast. The side
+//! effects of a change (caches, rooms, fan-out) are the caller's, not the
+//! store's.
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -13,12 +16,14 @@ use serde_json::{Map, Value};
 use crate::notebook::model::{Limits, Notebook, NotebookId, NotebookMeta, Role, UserId};
 use crate::notebook::ops::{Committed, NewCell, Op, OpError};
 
+#[cfg(feature = "test-support")]
 pub mod conformance;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
 
 pub use postgres::PostgresStore;
+pub use sql::{Backend, SqlStore};
 pub use sqlite::SqliteStore;
 
 /// Settings shared by every store implementation.
@@ -170,7 +175,8 @@ impl From<sqlx::Error> for ApplyError {
 }
 
 /// Where notebooks, cells, members and the op log live. Implementations pass
-/// [`conformance::run_all`].
+/// the conformance suite (`store::conformance::run_all`, feature
+/// `test-support`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Checks the database answers (for `/readyz`).
@@ -205,7 +211,7 @@ pub trait Store: Send + Sync + 'static {
         after: Option<PageKey>,
     ) -> Result<Vec<(NotebookMeta, Role)>, StoreError>;
 
-    /// THE change path: validates `op`, then in one transaction checks the
+    /// The transaction of every edit: validates `op`, then in one transaction checks the
     /// notebook exists, the author may write and (when given) the version is
     /// `expect_version`, applies the op, bumps the version, appends to the op
     /// log, prunes it, and commits. Returns only once the change is durable.

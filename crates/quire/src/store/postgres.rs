@@ -15,7 +15,7 @@
 //! because PostgreSQL TEXT cannot hold U+0000.
 //!
 //! The statements shared with SQLite are in `super::sql`; this module holds
-//! what differs.
+//! what differs: the [`PostgresBackend`].
 //!
 //! [`Store`]: super::Store
 //! [`Store::apply`]: super::Store::apply
@@ -27,9 +27,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row};
 
-use super::sql::{corrupt, sql_store, to_json};
+use super::sql::{corrupt, to_json, Backend, SqlStore, Tx};
 use super::{ApplyError, StoreError, StoreOptions};
 use crate::notebook::model::{Cell, UserId};
 
@@ -43,10 +43,12 @@ const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 /// A [`Store`](super::Store) on a PostgreSQL database, safe to share between processes.
+pub type PostgresStore = SqlStore<PostgresBackend>;
+
+/// PostgreSQL's side of [`SqlStore`]: one pool for reads and writes.
 #[derive(Debug, Clone)]
-pub struct PostgresStore {
+pub struct PostgresBackend {
     pool: PgPool,
-    opts: StoreOptions,
 }
 
 impl PostgresStore {
@@ -67,35 +69,10 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool, opts })
-    }
-
-    /// The options this store was opened with.
-    pub fn options(&self) -> &StoreOptions {
-        &self.opts
-    }
-
-    /// Closes the pool (for an ordered shutdown); later calls fail.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin_with(BEGIN_WRITE).await
-    }
-
-    async fn begin_read(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin_with(BEGIN_READ).await
-    }
-
-    /// The pool for single-statement reads.
-    fn reader(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// The pool for single-statement writes.
-    fn writer(&self) -> &PgPool {
-        &self.pool
+        Ok(SqlStore {
+            backend: PostgresBackend { pool },
+            opts,
+        })
     }
 }
 
@@ -104,31 +81,102 @@ fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-// ---------------------------------------------------------------------------
-// What differs from SQLite (the rest is in `super::sql`)
+impl Backend for PostgresBackend {
+    type Db = Postgres;
+    /// Titles and sources are BYTEA columns holding UTF-8 text.
+    type Text<'a> = &'a [u8];
 
-/// Titles and sources are BYTEA columns holding UTF-8 text.
-fn text_col(row: &PgRow, col: &str) -> Result<String, StoreError> {
-    let bytes: Vec<u8> = row.try_get(col)?;
-    String::from_utf8(bytes).map_err(|_| corrupt(format!("UTF-8 text in column {col}")))
+    /// Locks the notebook row for `apply`'s transaction (other writers of the
+    /// notebook wait until it ends) and reads its current version and owner.
+    ///
+    /// `FOR NO KEY UPDATE` excludes other writers and deletion exactly like
+    /// `FOR UPDATE`, but does not block foreign-key checks of concurrent member
+    /// inserts.
+    const SELECT_FOR_APPLY: &'static str =
+        "SELECT version, owner_id FROM notebooks WHERE id = $1 FOR NO KEY UPDATE";
+    /// KEY SHARE: the notebook cannot be deleted before the member row commits.
+    const SELECT_OWNER_FOR_MEMBER: &'static str =
+        "SELECT owner_id FROM notebooks WHERE id = $1 FOR KEY SHARE";
+
+    async fn begin_write(&self) -> Result<Tx<Self>, sqlx::Error> {
+        self.pool.begin_with(BEGIN_WRITE).await
+    }
+
+    async fn begin_read(&self) -> Result<Tx<Self>, sqlx::Error> {
+        self.pool.begin_with(BEGIN_READ).await
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn text_col(row: &PgRow, col: &str) -> Result<String, StoreError> {
+        let bytes: Vec<u8> = row.try_get(col)?;
+        String::from_utf8(bytes).map_err(|_| corrupt(format!("UTF-8 text in column {col}")))
+    }
+
+    fn text_arg(text: &str) -> &[u8] {
+        text.as_bytes()
+    }
+
+    /// All of them in one statement.
+    async fn insert_cells(
+        conn: &mut PgConnection,
+        nid: &str,
+        cells: &[Cell],
+        first: i64,
+    ) -> Result<(), ApplyError> {
+        if cells.is_empty() {
+            return Ok(());
+        }
+        let cols = CellColumns::new(cells, first)?;
+        sqlx::query(
+            "INSERT INTO cells (notebook_id, id, position, cell_type, source, metadata, outputs, \
+             execution_count, attachments, version) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::bytea[], $6::text[], \
+             $7::text[], $8::int8[], $9::text[], $10::int8[])",
+        )
+        .bind(nid)
+        .bind(&cols.ids)
+        .bind(&cols.positions)
+        .bind(&cols.types)
+        .bind(&cols.sources)
+        .bind(&cols.metadata)
+        .bind(&cols.outputs)
+        .bind(&cols.execution_counts)
+        .bind(&cols.attachments)
+        .bind(&cols.versions)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Its cells, members and ops go with it (ON DELETE CASCADE).
+    async fn delete_notebook_rows(conn: &mut PgConnection, nid: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM notebooks WHERE id = $1")
+            .bind(nid)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Their cells, members and ops cascade. RETURNING: exactly the
+    /// notebooks deleted, even if one was created concurrently.
+    async fn delete_owned_notebooks(
+        conn: &mut PgConnection,
+        user: &UserId,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar("DELETE FROM notebooks WHERE owner_id = $1 RETURNING id")
+            .bind(user.as_str())
+            .fetch_all(conn)
+            .await?;
+        Ok(ids)
+    }
 }
-
-/// Binds a title or source to a BYTEA column.
-fn text_arg(text: &str) -> &[u8] {
-    text.as_bytes()
-}
-
-/// Locks the notebook row for `apply`'s transaction (other writers of the
-/// notebook wait until it ends) and reads its current version and owner.
-///
-/// `FOR NO KEY UPDATE` excludes other writers and deletion exactly like
-/// `FOR UPDATE`, but does not block foreign-key checks of concurrent member
-/// inserts.
-const SELECT_FOR_APPLY: &str =
-    "SELECT version, owner_id FROM notebooks WHERE id = $1 FOR NO KEY UPDATE";
-/// The notebook's owner before `set_member`. KEY SHARE: the notebook cannot
-/// be deleted before the member row commits.
-const SELECT_OWNER_FOR_MEMBER: &str = "SELECT owner_id FROM notebooks WHERE id = $1 FOR KEY SHARE";
 
 /// The columns of a batch of cells, as arrays for one `INSERT ... UNNEST`.
 #[derive(Default)]
@@ -163,64 +211,6 @@ impl CellColumns {
         Ok(cols)
     }
 }
-
-/// Inserts `cells` at positions `first, first + 1, ...` in one statement.
-async fn insert_cells(
-    conn: &mut PgConnection,
-    nid: &str,
-    cells: &[Cell],
-    first: i64,
-) -> Result<(), ApplyError> {
-    if cells.is_empty() {
-        return Ok(());
-    }
-    let cols = CellColumns::new(cells, first)?;
-    sqlx::query(
-        "INSERT INTO cells (notebook_id, id, position, cell_type, source, metadata, outputs, \
-         execution_count, attachments, version) \
-         SELECT $1, * FROM UNNEST($2::text[], $3::int8[], $4::text[], $5::bytea[], $6::text[], \
-         $7::text[], $8::int8[], $9::text[], $10::int8[])",
-    )
-    .bind(nid)
-    .bind(&cols.ids)
-    .bind(&cols.positions)
-    .bind(&cols.types)
-    .bind(&cols.sources)
-    .bind(&cols.metadata)
-    .bind(&cols.outputs)
-    .bind(&cols.execution_counts)
-    .bind(&cols.attachments)
-    .bind(&cols.versions)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Deletes notebook `nid`; its cells, members and ops go with it
-/// (ON DELETE CASCADE). `false` if it did not exist.
-async fn delete_notebook_rows(conn: &mut PgConnection, nid: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM notebooks WHERE id = $1")
-        .bind(nid)
-        .execute(conn)
-        .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// Deletes the notebooks `user` owns (their cells, members and ops cascade);
-/// returns their ids. RETURNING: exactly the notebooks deleted, even if one
-/// was created concurrently.
-async fn delete_owned_notebooks(
-    conn: &mut PgConnection,
-    user: &UserId,
-) -> Result<Vec<String>, StoreError> {
-    let ids = sqlx::query_scalar("DELETE FROM notebooks WHERE owner_id = $1 RETURNING id")
-        .bind(user.as_str())
-        .fetch_all(conn)
-        .await?;
-    Ok(ids)
-}
-
-sql_store!(PostgresStore, PgConnection, PgRow);
 
 #[cfg(test)]
 mod tests {

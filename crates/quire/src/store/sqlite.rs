@@ -10,7 +10,7 @@
 //! always come from one snapshot.
 //!
 //! The statements shared with PostgreSQL are in `super::sql`; this module
-//! holds what differs.
+//! holds what differs: the [`SqliteBackend`].
 //!
 //! [`Store`]: super::Store
 //! [`Store::apply`]: super::Store::apply
@@ -21,18 +21,20 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool};
 
-use super::sql::{sql_store, to_json};
+use super::sql::{to_json, Backend, SqlStore, Tx};
 use super::{ApplyError, StoreError, StoreOptions};
 use crate::notebook::model::{Cell, UserId};
 
 /// A [`Store`](super::Store) on one SQLite file.
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// SQLite's side of [`SqlStore`]: a one-connection writer pool and a reader pool.
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub struct SqliteBackend {
     writer: SqlitePool,
     reader: SqlitePool,
-    opts: StoreOptions,
 }
 
 impl SqliteStore {
@@ -61,42 +63,10 @@ impl SqliteStore {
                 .connect_with(base)
                 .await?
         };
-        Ok(Self {
-            writer,
-            reader,
+        Ok(SqlStore {
+            backend: SqliteBackend { writer, reader },
             opts,
         })
-    }
-
-    /// The options this store was opened with.
-    pub fn options(&self) -> &StoreOptions {
-        &self.opts
-    }
-
-    /// Closes both pools (for an ordered shutdown); later calls fail.
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
-    }
-
-    /// Starts a write transaction holding SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await
-    }
-
-    /// Starts a read transaction (one consistent snapshot for several queries).
-    async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.reader.begin().await
-    }
-
-    /// The pool for single-statement reads.
-    fn reader(&self) -> &SqlitePool {
-        &self.reader
-    }
-
-    /// The pool for single-statement writes.
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
     }
 }
 
@@ -117,74 +87,91 @@ fn is_in_memory(url: &str) -> bool {
     url.contains(":memory:") || url.contains("mode=memory")
 }
 
-// ---------------------------------------------------------------------------
-// What differs from PostgreSQL (the rest is in `super::sql`)
+impl Backend for SqliteBackend {
+    type Db = Sqlite;
+    /// Titles and sources are TEXT columns (SQLite TEXT holds U+0000).
+    type Text<'a> = &'a str;
 
-/// Titles and sources are TEXT columns (SQLite TEXT holds U+0000).
-fn text_col(row: &SqliteRow, col: &str) -> Result<String, StoreError> {
-    Ok(row.try_get(col)?)
-}
+    /// No row lock: the transaction's `BEGIN IMMEDIATE` already holds
+    /// SQLite's one write lock.
+    const SELECT_FOR_APPLY: &'static str = "SELECT version, owner_id FROM notebooks WHERE id = $1";
+    /// Under the write lock as well.
+    const SELECT_OWNER_FOR_MEMBER: &'static str = "SELECT owner_id FROM notebooks WHERE id = $1";
 
-/// Binds a title or source to a TEXT column.
-fn text_arg(text: &str) -> &str {
-    text
-}
-
-/// The notebook's version and owner at the start of `apply`. No row lock: the
-/// transaction's `BEGIN IMMEDIATE` already holds SQLite's one write lock.
-const SELECT_FOR_APPLY: &str = "SELECT version, owner_id FROM notebooks WHERE id = $1";
-/// The notebook's owner before `set_member` (under the write lock as well).
-const SELECT_OWNER_FOR_MEMBER: &str = "SELECT owner_id FROM notebooks WHERE id = $1";
-
-/// Inserts `cells` at positions `first, first + 1, ...`, one row at a time.
-async fn insert_cells(
-    conn: &mut SqliteConnection,
-    nid: &str,
-    cells: &[Cell],
-    first: i64,
-) -> Result<(), ApplyError> {
-    for (cell, offset) in cells.iter().zip(0..) {
-        let attachments = cell.attachments.as_ref().map(to_json).transpose()?;
-        sqlx::query(
-            "INSERT INTO cells (notebook_id, id, position, cell_type, source, metadata, outputs, \
-             execution_count, attachments, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(nid)
-        .bind(cell.id.as_str())
-        .bind(first + offset)
-        .bind(cell.cell_type.as_str())
-        .bind(&cell.source)
-        .bind(to_json(&cell.metadata)?)
-        .bind(to_json(&cell.outputs)?)
-        .bind(cell.execution_count)
-        .bind(attachments)
-        .bind(cell.version)
-        .execute(&mut *conn)
-        .await?;
+    /// Holds SQLite's write lock from the start.
+    async fn begin_write(&self) -> Result<Tx<Self>, sqlx::Error> {
+        self.writer.begin_with("BEGIN IMMEDIATE").await
     }
-    Ok(())
-}
 
-/// Deletes notebook `nid` with its cells, members and ops; `false` if it did
-/// not exist.
-async fn delete_notebook_rows(conn: &mut SqliteConnection, nid: &str) -> Result<bool, StoreError> {
-    Ok(delete_notebooks_where(conn, "id = $1", nid).await? > 0)
-}
+    async fn begin_read(&self) -> Result<Tx<Self>, sqlx::Error> {
+        self.reader.begin().await
+    }
 
-/// Deletes the notebooks `user` owns with everything that hangs off them;
-/// returns their ids.
-async fn delete_owned_notebooks(
-    conn: &mut SqliteConnection,
-    user: &UserId,
-) -> Result<Vec<String>, StoreError> {
-    let ids: Vec<String> =
-        sqlx::query_scalar("SELECT id FROM notebooks WHERE owner_id = $1 ORDER BY id")
-            .bind(user.as_str())
-            .fetch_all(&mut *conn)
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    fn text_col(row: &SqliteRow, col: &str) -> Result<String, StoreError> {
+        Ok(row.try_get(col)?)
+    }
+
+    fn text_arg(text: &str) -> &str {
+        text
+    }
+
+    /// One row at a time.
+    async fn insert_cells(
+        conn: &mut SqliteConnection,
+        nid: &str,
+        cells: &[Cell],
+        first: i64,
+    ) -> Result<(), ApplyError> {
+        for (cell, offset) in cells.iter().zip(0..) {
+            let attachments = cell.attachments.as_ref().map(to_json).transpose()?;
+            sqlx::query(
+                "INSERT INTO cells (notebook_id, id, position, cell_type, source, metadata, outputs, \
+                 execution_count, attachments, version) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(nid)
+            .bind(cell.id.as_str())
+            .bind(first + offset)
+            .bind(cell.cell_type.as_str())
+            .bind(&cell.source)
+            .bind(to_json(&cell.metadata)?)
+            .bind(to_json(&cell.outputs)?)
+            .bind(cell.execution_count)
+            .bind(attachments)
+            .bind(cell.version)
+            .execute(&mut *conn)
             .await?;
-    delete_notebooks_where(conn, "owner_id = $1", user.as_str()).await?;
-    Ok(ids)
+        }
+        Ok(())
+    }
+
+    async fn delete_notebook_rows(
+        conn: &mut SqliteConnection,
+        nid: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(delete_notebooks_where(conn, "id = $1", nid).await? > 0)
+    }
+
+    async fn delete_owned_notebooks(
+        conn: &mut SqliteConnection,
+        user: &UserId,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM notebooks WHERE owner_id = $1 ORDER BY id")
+                .bind(user.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+        delete_notebooks_where(conn, "owner_id = $1", user.as_str()).await?;
+        Ok(ids)
+    }
 }
 
 /// Deletes the notebooks matched by `filter` (a `notebooks` WHERE clause on
@@ -204,8 +191,6 @@ async fn delete_notebooks_where(
     let done = sqlx::query(&sql).bind(arg).execute(conn).await?;
     Ok(done.rows_affected())
 }
-
-sql_store!(SqliteStore, SqliteConnection, SqliteRow);
 
 #[cfg(test)]
 mod tests {
