@@ -19,12 +19,8 @@ use crate::store::{Access, ApplyError, StoreError};
 #[async_trait]
 pub trait ChangePath: Send + Sync {
     /// Validates, commits and publishes one op (acks follow the commit).
-    async fn apply(
-        &self,
-        id: NotebookId,
-        author: &UserId,
-        op: Op,
-    ) -> Result<Committed, ApplyError>;
+    async fn apply(&self, id: NotebookId, author: &UserId, op: Op)
+        -> Result<Committed, ApplyError>;
 
     /// The user's access to the notebook, read fresh (admission).
     async fn access(&self, id: NotebookId, user: &UserId) -> Result<Access, StoreError>;

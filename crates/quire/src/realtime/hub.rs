@@ -11,7 +11,7 @@
 //! this process, so a room sees versions in order, without gaps.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -175,9 +175,7 @@ impl Hub {
 
     /// Serializes commit + publish for one notebook (see module docs).
     pub async fn commit_lock(&self, id: NotebookId) -> tokio::sync::MutexGuard<'_, ()> {
-        let mut h = self.inner.hasher.build_hasher();
-        id.hash(&mut h);
-        let stripe = (h.finish() as usize) % STRIPES;
+        let stripe = (self.inner.hasher.hash_one(id) as usize) % STRIPES;
         self.inner.stripes[stripe].lock().await
     }
 
@@ -376,7 +374,8 @@ impl Hub {
             tokio::time::sleep(delay).await;
             let flush = room.presence().flush(Instant::now());
             room.send(RoomEvent::Presence(flush.message));
-            if let (Some(local), Some(sink)) = (flush.changed_local, hub.inner.presence_sink.get()) {
+            if let (Some(local), Some(sink)) = (flush.changed_local, hub.inner.presence_sink.get())
+            {
                 sink(room.id, local);
             }
         });

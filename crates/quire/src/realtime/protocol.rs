@@ -187,7 +187,10 @@ pub enum ServerMsg<'a> {
     },
     /// The client's op `ref` committed as `version`.
     #[serde(rename = "ack")]
-    Ack { r#ref: Option<&'a str>, version: i64 },
+    Ack {
+        r#ref: Option<&'a str>,
+        version: i64,
+    },
     /// A refused op or message; the socket stays open.
     #[serde(rename = "error")]
     Error {
@@ -237,6 +240,9 @@ pub struct Since {
 }
 
 /// A message from the client, parsed; ops keep their `ref` for ack/error.
+// One lives only from parsing to dispatch; boxing the op would cost an
+// allocation per message for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ClientMsg {
     Auth { token: String, since: Option<Since> },

@@ -97,7 +97,11 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(b.take(), Verdict::Allowed);
         }
-        assert_eq!(b.take(), Verdict::Limited, "an hour idle still saves only a burst");
+        assert_eq!(
+            b.take(),
+            Verdict::Limited,
+            "an hour idle still saves only a burst"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -113,7 +117,10 @@ mod tests {
             verdicts.push(b.take());
         }
         assert!(verdicts.contains(&Verdict::Allowed));
-        assert!(!verdicts.contains(&Verdict::Sustained), "each accepted op ends the run");
+        assert!(
+            !verdicts.contains(&Verdict::Sustained),
+            "each accepted op ends the run"
+        );
     }
 
     #[tokio::test(start_paused = true)]

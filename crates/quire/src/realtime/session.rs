@@ -242,7 +242,10 @@ impl Session {
     where
         R: Stream<Item = Inbound> + Unpin,
     {
-        let (ping_every, pong_timeout) = (self.deps.limits.ping_interval, self.deps.limits.pong_timeout);
+        let (ping_every, pong_timeout) = (
+            self.deps.limits.ping_interval,
+            self.deps.limits.pong_timeout,
+        );
         let cancel = self.deps.hub.shutdown_token();
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_seen = Instant::now();
@@ -290,7 +293,11 @@ impl Session {
         }
         match protocol::parse(text) {
             Err(None) => Err(CloseReason::NotJson),
-            Err(Some(bad)) => fail(out, bad.r#ref.as_deref(), SocketError::BadMessage(bad.message)),
+            Err(Some(bad)) => fail(
+                out,
+                bad.r#ref.as_deref(),
+                SocketError::BadMessage(bad.message),
+            ),
             Ok(ClientMsg::Ping) => self.send(out, ServerMsg::Pong),
             Ok(ClientMsg::Auth { token, .. }) => self.refresh(&token, out).await,
             Ok(ClientMsg::Op { r#ref, op }) => self.on_op(r#ref, op, out),
@@ -316,7 +323,12 @@ impl Session {
         }
     }
 
-    fn on_op(&mut self, r#ref: Option<String>, op: Op, out: &mut Outbox) -> Result<(), CloseReason> {
+    fn on_op(
+        &mut self,
+        r#ref: Option<String>,
+        op: Op,
+        out: &mut Outbox,
+    ) -> Result<(), CloseReason> {
         let refused = match self.rate.take() {
             Verdict::Sustained => return Err(CloseReason::TooManyOps),
             Verdict::Limited => Some(SocketError::RateLimited),
@@ -326,9 +338,9 @@ impl Session {
         if let Some(e) = refused {
             return fail(out, r#ref.as_deref(), e);
         }
-        let worker = self.ops.get_or_insert_with(|| {
-            spawn_op_worker(&self.deps, self.id, &self.user, out.replies())
-        });
+        let worker = self
+            .ops
+            .get_or_insert_with(|| spawn_op_worker(&self.deps, self.id, &self.user, out.replies()));
         match worker.try_send((r#ref, op)) {
             Ok(()) => Ok(()),
             Err(refused) => {
@@ -748,7 +760,10 @@ mod tests {
         let (mut client, _) = ready(&h, "user_v", 60).await;
         client.send(json!({"type": "notebook.rename", "ref": "r1", "title": "u"}));
         let error = client.json().await;
-        assert_eq!((&error["code"], &error["ref"]), (&json!("forbidden"), &json!("r1")));
+        assert_eq!(
+            (&error["code"], &error["ref"]),
+            (&json!("forbidden"), &json!("r1"))
+        );
         client.send(json!({"type": "ping"}));
         assert_eq!(client.json().await, json!({"type": "pong"}));
     }
@@ -771,7 +786,11 @@ mod tests {
         assert_eq!(client.close().await, CloseReason::TokenExpired);
         let closed_ms = wall_start + start.elapsed().as_millis() as i64;
         let grace = RealtimeLimits::default().expiry_grace;
-        assert!(closed_ms >= exp_ms, "closed {} ms before exp", exp_ms - closed_ms);
+        assert!(
+            closed_ms >= exp_ms,
+            "closed {} ms before exp",
+            exp_ms - closed_ms
+        );
         let latest = exp_ms + (SKEW + grace).as_millis() as i64;
         assert!(closed_ms <= latest, "closed {} ms late", closed_ms - latest);
     }
@@ -808,7 +827,10 @@ mod tests {
         assert_eq!(client.close().await, CloseReason::NoPong);
         let elapsed = start.elapsed();
         assert!(elapsed >= limits.pong_timeout, "{elapsed:?}");
-        assert!(elapsed <= limits.pong_timeout + limits.ping_interval, "{elapsed:?}");
+        assert!(
+            elapsed <= limits.pong_timeout + limits.ping_interval,
+            "{elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
