@@ -59,7 +59,7 @@ pub async fn upgrade(
                 (Some(epoch), Some(version)) => Some(Since { epoch, version }),
                 _ => None,
             };
-            Some(header_auth(&state, &deps, id, bearer(value), since).await?)
+            Some(header_auth(&deps, id, bearer(value), since).await?)
         }
         None => None,
     };
@@ -151,14 +151,13 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Verifies the upgrade's bearer token and the caller's access.
 async fn header_auth(
-    state: &AppState,
     deps: &SessionDeps,
     id: NotebookId,
     token: Option<&str>,
     since: Option<Since>,
 ) -> Result<Admitted, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
-    let principal = state.verify_token(token).await?;
+    let principal = deps.auth.verify(token).await?;
     admission::admit(deps, id, principal, since)
         .await
         .map_err(|refusal| match refusal {

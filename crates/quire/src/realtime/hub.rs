@@ -2,7 +2,8 @@
 //!
 //! A room's broadcast channel carries every committed op (serialized once,
 //! shared by all sockets), presence snapshots and access events, in one
-//! order. A receiver that falls a whole channel behind is a slow reader and
+//! order. Each room holds its [`Presence`] (state and coalescing live in
+//! `presence.rs`); the hub runs the timer that flushes it. A receiver that falls a whole channel behind is a slow reader and
 //! is closed (4429): memory stays bounded by the channel, never by a client.
 //!
 //! Publishing in version order: commits to one notebook are serialized by

@@ -402,6 +402,107 @@ fn parse_op(kind: &str, value: Value) -> Result<Op, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notebook::model::NotebookId;
+
+    /// The server messages are byte-for-byte what clients got before they
+    /// were typed (field order included).
+    #[test]
+    fn server_messages_keep_their_exact_shape() {
+        let ack = ServerMsg::Ack {
+            r#ref: Some("r1"),
+            version: 3,
+        };
+        assert_eq!(
+            ack.text().as_str(),
+            r#"{"type":"ack","ref":"r1","version":3}"#
+        );
+        let error = ServerMsg::Error {
+            r#ref: None,
+            code: "rate_limited",
+            message: "slow down",
+            current: None,
+        };
+        assert_eq!(
+            error.text().as_str(),
+            r#"{"type":"error","ref":null,"code":"rate_limited","message":"slow down"}"#
+        );
+        assert_eq!(
+            ServerMsg::AuthOk { expires_in: 59 }.text().as_str(),
+            r#"{"type":"auth.ok","expires_in":59}"#
+        );
+        assert_eq!(
+            ServerMsg::Role { role: Role::Viewer }.text().as_str(),
+            r#"{"type":"role","role":"viewer"}"#
+        );
+        assert_eq!(ServerMsg::Pong.text().as_str(), r#"{"type":"pong"}"#);
+        let resumed = ServerMsg::Ready {
+            resumed: true,
+            notebook: None,
+            version: 4,
+            epoch: "e",
+            role: Role::Editor,
+            expires_in: 60,
+        };
+        assert_eq!(
+            resumed.text().as_str(),
+            r#"{"type":"ready","resumed":true,"version":4,"epoch":"e","role":"editor","expires_in":60}"#
+        );
+        let committed = Committed {
+            notebook_id: NotebookId::new(),
+            version: 2,
+            author: UserId::parse("user_a").unwrap(),
+            op: AppliedOp::NotebookRename { title: "t".into() },
+            cell: None,
+            at: chrono::Utc::now(),
+        };
+        assert_eq!(
+            op(&committed).as_str(),
+            r#"{"type":"op","version":2,"author":"user_a","op":{"type":"notebook.rename","title":"t"}}"#
+        );
+    }
+
+    #[test]
+    fn every_close_has_its_design_code() {
+        use CloseReason::*;
+        let codes: Vec<(u16, &str)> = [
+            ShuttingDown,
+            FirstMessageNotJson,
+            InvalidToken,
+            TokenExpired,
+            NoAccess,
+            UserMismatch,
+            NotFound,
+            Deleted,
+            NoAuthInTime,
+            NoPong,
+            TooLarge,
+            SlowReader,
+            TooManyOps,
+            AuthUnavailable,
+        ]
+        .into_iter()
+        .map(|r| (r.code(), r.reason()))
+        .collect();
+        assert_eq!(
+            codes,
+            [
+                (1001, "server shutting down"),
+                (4400, "not a JSON message"),
+                (4401, "invalid token"),
+                (4401, "token expired"),
+                (4403, "no access to this notebook"),
+                (4403, "token is for another user"),
+                (4404, "notebook not found"),
+                (4404, "notebook deleted"),
+                (4408, "no auth in time"),
+                (4408, "no pong"),
+                (4413, "message too large"),
+                (4429, "too slow: outbound queue full"),
+                (4429, "too many ops"),
+                (4503, "authentication unavailable"),
+            ]
+        );
+    }
 
     #[test]
     fn parses_ops_and_keeps_ref() {

@@ -713,10 +713,6 @@ mod tests {
         (client, ready)
     }
 
-    fn unix_ms() -> i64 {
-        unix_millis()
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_silent_client_gets_nothing_then_4408_after_the_auth_timeout() {
         let h = harness(RealtimeLimits::default());
@@ -773,7 +769,7 @@ mod tests {
         let h = harness(RealtimeLimits::default());
         let token = h.standin.token("user_a").lifetime(20);
         let exp_ms = token.claims()["exp"].as_i64().unwrap() * 1000;
-        let (start, wall_start) = (Instant::now(), unix_ms());
+        let (start, wall_start) = (Instant::now(), unix_millis());
         let mut client = connect(&h);
         client.send(json!({"type": "auth", "token": token.sign()}));
         assert_eq!(client.json().await["type"], "ready");
