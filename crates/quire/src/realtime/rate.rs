@@ -109,8 +109,8 @@ mod tests {
         let mut b = TokenBucket::new(1.0, 1.0, Duration::from_secs(5));
         assert_eq!(b.take(), Verdict::Allowed);
         assert_eq!(b.take(), Verdict::Limited);
-        // Spamming every 100 ms: a token arrives each second, but the run of
-        // refusals is broken by each accepted op only if it is accepted.
+        // Spamming every 100 ms: a token comes back each second, and the op
+        // that gets it ends the run of refusals, so this never closes.
         let mut verdicts = Vec::new();
         for _ in 0..60 {
             tokio::time::advance(Duration::from_millis(100)).await;
