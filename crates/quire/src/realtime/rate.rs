@@ -105,7 +105,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn staying_over_the_rate_for_the_close_after_time_is_sustained() {
+    async fn each_accepted_op_ends_the_run_of_refusals() {
         let mut b = TokenBucket::new(1.0, 1.0, Duration::from_secs(5));
         assert_eq!(b.take(), Verdict::Allowed);
         assert_eq!(b.take(), Verdict::Limited);
