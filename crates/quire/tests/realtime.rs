@@ -196,22 +196,29 @@ async fn nothing_is_sent_before_authentication() {
 
 #[tokio::test]
 async fn no_auth_in_time_closes_4408() {
-    let f = fixture_with(limits(|l| l.auth_timeout = Duration::from_millis(500))).await;
+    // The DESIGN default of 10 s, on paused time.
+    let f = fixture().await;
     let mut ws = f.app.connect_bare(&f.id).await;
-    let before = ws.expect_close(4408).await;
+    let start = tokio::time::Instant::now();
+    let before = on_paused_time(ws.expect_close(4408)).await;
     assert!(before.is_empty(), "sent before auth: {before:?}");
+    assert!(
+        start.elapsed() >= RealtimeLimits::default().auth_timeout,
+        "closed after {:?}",
+        start.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn token_in_the_query_is_ignored() {
-    let f = fixture_with(limits(|l| l.auth_timeout = Duration::from_millis(500))).await;
+    let f = fixture().await;
     let query = format!("?token={}", f.owner);
     let mut ws = f
         .app
         .connect(&f.id, &query, None, None)
         .await
         .expect("the upgrade itself is fine");
-    let before = ws.expect_close(4408).await;
+    let before = on_paused_time(ws.expect_close(4408)).await;
     assert!(
         before.is_empty(),
         "a ?token= authenticated the socket: {before:?}"
@@ -859,10 +866,11 @@ async fn refresh_keeps_the_socket_alive_past_the_first_tokens_expiry() {
     let expires_in = ok["expires_in"].as_i64().expect("expires_in");
     assert!((3590..=3600).contains(&expires_in), "{ok}");
 
-    // Time is the subject: go past exp + skew + grace (and some).
+    // Time is the subject: go past exp + skew + grace (and some), on paused
+    // time (the first token's deadline would fire on the way).
     let grace = RealtimeLimits::default().expiry_grace;
     let past = (exp * 1000 + (SKEW + grace).as_millis() as i64 + 1500 - unix_now_ms()).max(0);
-    tokio::time::sleep(Duration::from_millis(past as u64)).await;
+    on_paused_time(tokio::time::advance(Duration::from_millis(past as u64))).await;
 
     let seen = ws.barrier().await;
     assert!(no_presence(seen).is_empty());
@@ -876,9 +884,12 @@ async fn an_unrefreshed_socket_closes_4401_after_expiry() {
     let short = f.app.standin.token(EDITOR).lifetime(2);
     let exp = short.claims()["exp"].as_i64().unwrap();
     let (mut ws, _) = f.app.open(&f.id, &short.sign()).await;
-    // The close frame is the event; the hang guard is far beyond the deadline.
-    ws.expect_close(4401).await;
-    let now = unix_now_ms();
+    // The close frame is the event, on paused time: the server's deadline is
+    // the next timer, so the clock jumps to it. "Now" is the wall clock at
+    // the pause plus the time the paused clock moved.
+    let (paused_at, wall_at) = (tokio::time::Instant::now(), unix_now_ms());
+    on_paused_time(ws.expect_close(4401)).await;
+    let now = wall_at + paused_at.elapsed().as_millis() as i64;
     assert!(
         now >= exp * 1000,
         "closed {} ms before exp",
@@ -1378,6 +1389,16 @@ async fn keepalive_closes_a_silent_client_and_keeps_a_responsive_one() {
     .await;
     let (mut live, _) = f.app.open(&f.id, &f.owner).await;
     let (mut silent, _) = f.app.open(&f.id, &f.editor).await;
+    // Everything up to the last write happens on paused time: pings, pongs
+    // and the timeout involve no database.
+    on_paused_time(keepalive_waits(&mut live, &mut silent, PONG_TIMEOUT)).await;
+    live.send(rename("alive", "alive")).await;
+    assert_eq!(live.wait_type("ack").await["ref"], "alive");
+}
+
+/// The keepalive test's waits: the silent client is dropped, the live one
+/// outlives two pong timeouts.
+async fn keepalive_waits(live: &mut Ws, silent: &mut Ws, pong_timeout: Duration) {
     // The live client reads (and so answers pings) while the silent one does
     // not; the silent one joining, then leaving, shows in the live one's
     // presence.
@@ -1408,15 +1429,13 @@ async fn keepalive_closes_a_silent_client_and_keeps_a_responsive_one() {
     }
     // Time is the subject: the responsive client (reading, so answering
     // pings) outlives two pong timeouts.
-    let until = tokio::time::Instant::now() + 2 * PONG_TIMEOUT;
+    let until = tokio::time::Instant::now() + 2 * pong_timeout;
     while let Some(event) = live.next_within(until - tokio::time::Instant::now()).await {
         match event {
             Event::Json(m) if kind(&m) == "presence" => {}
             other => panic!("the responsive client got {other:?}"),
         }
     }
-    live.send(rename("alive", "alive")).await;
-    assert_eq!(live.wait_type("ack").await["ref"], "alive");
 }
 
 // ---------------------------------------------------------------------------

@@ -2,13 +2,21 @@
 //! refused before the 101 is refused here, as an HTTP error: a foreign
 //! Origin (403), and with header auth a bad token (401/503) or no access
 //! (403/404). Tokens in the URL are never read.
+//!
+//! Also the adapter that hands the socket session its narrow dependencies
+//! ([`SessionDeps`]) from `AppState`: the one place to re-point when the
+//! change path moves.
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::header::{self, AUTHORIZATION, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 use axum::response::{IntoResponse, Response};
 use clerk_auth::extract::bearer;
-use clerk_auth::AuthError;
+use clerk_auth::{AuthError, Principal};
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -25,9 +33,14 @@ use super::openapi::{
     BadRequest, Forbidden, Internal, NotFound, NotebookPath, TooManyRequests, Unauthorized,
     Unavailable,
 };
-use crate::notebook::model::NotebookId;
+use crate::notebook::model::{Notebook, NotebookId, UserId};
+use crate::notebook::ops::{Committed, Op};
+use crate::realtime::admission::{self, Admitted, Refusal};
+use crate::realtime::deps::{Authenticate, ChangePath, SessionDeps};
 use crate::realtime::protocol::Since;
-use crate::realtime::session::{self, Inbound, PreAuth, Refusal};
+use crate::realtime::{session, transport};
+use crate::service::ServiceError;
+use crate::store::{Access, StoreError};
 use crate::AppState;
 
 /// The `/api/v1/notebooks/{id}/ws` route.
@@ -97,22 +110,22 @@ pub async fn upgrade(
     let accept = handshake_accept(&headers)?;
     check_origin(&state, &headers)?;
     let id = notebook_id(&raw_id)?;
+    let deps = session_deps(&state);
     let pre = match headers.get(AUTHORIZATION) {
         Some(value) => {
             let since = match (query.epoch, query.since) {
                 (Some(epoch), Some(version)) => Some(Since { epoch, version }),
                 _ => None,
             };
-            Some(header_auth(&state, id, bearer(value), since).await?)
+            Some(header_auth(&deps, id, bearer(value), since).await?)
         }
         None => None,
     };
     // The transport allows 4x the limit so that a moderately oversized
     // message is read whole and answered with a clean 4413; only abuse far
     // past the limit hits the transport's own cut-off.
-    let transport_max = state
-        .hub()
-        .limits()
+    let transport_max = deps
+        .limits
         .max_message_bytes
         .saturating_mul(4)
         .max(1024 * 1024);
@@ -132,7 +145,7 @@ pub async fn upgrade(
                     Some(config),
                 )
                 .await;
-                serve_socket(socket, state, id, pre).await;
+                serve_socket(socket, deps, id, pre).await;
             }
             Err(e) => tracing::debug!(error = %e, "websocket upgrade failed"),
         }
@@ -196,14 +209,14 @@ fn check_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Verifies the upgrade's bearer token and the caller's access.
 async fn header_auth(
-    state: &AppState,
+    deps: &SessionDeps,
     id: NotebookId,
     token: Option<&str>,
     since: Option<Since>,
-) -> Result<PreAuth, ApiError> {
+) -> Result<Admitted, ApiError> {
     let token = token.ok_or(ApiError::Auth(AuthError::Missing))?;
-    let principal = state.auth().verify_token(token).await?;
-    session::admit(state, id, principal, since)
+    let principal = deps.auth.verify(token).await?;
+    admission::admit(deps, id, principal, since)
         .await
         .map_err(|refusal| match refusal {
             Refusal::BadSubject => ApiError::Auth(AuthError::InvalidClaims("sub")),
@@ -217,18 +230,77 @@ async fn header_auth(
 /// Splits the socket and runs the session on it.
 async fn serve_socket<S>(
     socket: WebSocketStream<S>,
-    state: AppState,
+    deps: SessionDeps,
     id: NotebookId,
-    pre: Option<PreAuth>,
+    pre: Option<Admitted>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    use tokio_tungstenite::tungstenite::Error;
     let (sink, stream) = socket.split();
-    let stream = stream.map(|item| match item {
-        Ok(message) => Inbound::Frame(message),
-        Err(Error::Capacity(_)) => Inbound::TooLarge,
-        Err(_) => Inbound::Closed,
-    });
-    session::run(sink, Box::pin(stream), state, id, pre).await;
+    let mut connection = transport::Connection::start(sink, deps.limits.outbound_queue);
+    let inbound = transport::inbound_stream(stream);
+    session::run(deps, id, pre, inbound, connection.outbox()).await;
+    connection.finish().await;
+}
+
+/// The session's dependencies, from the app state.
+pub fn session_deps(state: &AppState) -> SessionDeps {
+    SessionDeps {
+        changes: Arc::new(AppChanges(state.clone())),
+        auth: Arc::new(AppChanges(state.clone())),
+        hub: state.hub().clone(),
+        limits: state.hub().limits().clone(),
+    }
+}
+
+/// `AppState` seen through the session's traits.
+struct AppChanges(AppState);
+
+#[async_trait]
+impl ChangePath for AppChanges {
+    async fn apply(
+        &self,
+        id: NotebookId,
+        author: &UserId,
+        op: Op,
+    ) -> Result<Committed, ServiceError> {
+        self.0.notebooks().apply(id, author, op, None).await
+    }
+
+    async fn access(&self, id: NotebookId, user: &UserId) -> Result<Access, StoreError> {
+        self.0.store().role_of(id, user).await
+    }
+
+    async fn snapshot(&self, id: NotebookId) -> Result<Option<Notebook>, StoreError> {
+        self.0.store().notebook(id).await
+    }
+
+    async fn epoch(&self, id: NotebookId) -> Result<Option<String>, StoreError> {
+        let meta = self.0.store().notebook_meta(id).await?;
+        Ok(meta.map(|meta| meta.epoch))
+    }
+
+    async fn ops_since(
+        &self,
+        id: NotebookId,
+        after: i64,
+        max: usize,
+    ) -> Result<Option<Vec<Committed>>, StoreError> {
+        self.0.store().ops_since(id, after, max).await
+    }
+}
+
+#[async_trait]
+impl Authenticate for AppChanges {
+    async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.0.auth().verify_token(token).await
+    }
+
+    fn is_revoked(&self, principal: &Principal) -> bool {
+        self.0.auth().revocations().check(principal).is_err()
+    }
+
+    fn clock_skew(&self) -> Duration {
+        self.0.auth().verifier.config().clock_skew
+    }
 }

@@ -10,6 +10,7 @@ pub mod ipynb;
 pub mod model;
 pub mod ops;
 pub mod text;
+pub mod view;
 
 pub use model::{
     Cell, CellId, CellType, Limits, Notebook, NotebookId, NotebookMeta, ParseError, Role, UserId,

@@ -23,7 +23,8 @@ use fred::types::Builder;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::hub::{PresenceEntry, PRESENCE_REPUBLISH};
+use super::presence::PRESENCE_REPUBLISH;
+use super::protocol::PresenceEntry;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Committed;
 use crate::AppState;

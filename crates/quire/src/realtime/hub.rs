@@ -2,7 +2,8 @@
 //!
 //! A room's broadcast channel carries every committed op (serialized once,
 //! shared by all sockets), presence snapshots and access events, in one
-//! order. A receiver that falls a whole channel behind is a slow reader and
+//! order. Each room holds its [`Presence`] (state and coalescing live in
+//! `presence.rs`); the hub runs the timer that flushes it. A receiver that falls a whole channel behind is a slow reader and
 //! is closed (4429): memory stays bounded by the channel, never by a client.
 //!
 //! Publishing in version order: commits to one notebook are serialized by
@@ -10,23 +11,22 @@
 //! striped commit locks make "commit, then publish" atomic per notebook in
 //! this process, so a room sees versions in order, without gaps.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 
-use serde_json::json;
 use tokio::sync::broadcast;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::presence::{Presence, PresenceSink};
+use super::protocol::{PresenceEntry, Text};
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Committed;
 use crate::store::Store;
 
-/// Presence messages per room are at most this frequent.
-const PRESENCE_INTERVAL: Duration = Duration::from_millis(250);
 /// Number of commit lock stripes.
 const STRIPES: usize = 64;
 
@@ -76,9 +76,9 @@ impl Default for RealtimeLimits {
 #[derive(Debug)]
 pub enum RoomEvent {
     /// A committed op, already serialized as the `op` message.
-    Op { version: i64, text: Utf8Bytes },
+    Op { version: i64, text: Text },
     /// A `presence` message.
-    Presence(Utf8Bytes),
+    Presence(Text),
     /// A member's role changed: their sockets switch role (and are told).
     Role { user: UserId, role: Role },
     /// A member was removed: their sockets close with 4403.
@@ -127,38 +127,9 @@ pub struct Room {
 fn op_event(committed: &Committed) -> RoomEvent {
     RoomEvent::Op {
         version: committed.version,
-        text: super::protocol::op(committed).into(),
+        text: super::protocol::op(committed),
     }
 }
-
-#[derive(Default)]
-struct Presence {
-    /// user id -> (role, open sockets) on this process; BTreeMap keeps it sorted.
-    users: BTreeMap<UserId, (Role, usize)>,
-    /// What other processes reported, by process, with when they said it.
-    remote: HashMap<String, (Instant, Vec<PresenceEntry>)>,
-    /// The local set changed since it was last told to other processes.
-    local_changed: bool,
-    scheduled: bool,
-    last_sent: Option<Instant>,
-}
-
-/// One user's line in a presence list (also what processes tell each other).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct PresenceEntry {
-    pub user_id: UserId,
-    pub role: Role,
-    pub connections: usize,
-}
-
-/// Another process's report counts until it is this old (they repeat theirs
-/// every [`PRESENCE_REPUBLISH`]); a process that died drops out by itself.
-const REMOTE_PRESENCE_TTL: Duration = Duration::from_secs(25);
-/// How often each process repeats its presence for other processes.
-pub const PRESENCE_REPUBLISH: Duration = Duration::from_secs(10);
-
-/// Where a room's local presence goes when it changes (the fan-out).
-pub type PresenceSink = Box<dyn Fn(NotebookId, Vec<PresenceEntry>) + Send + Sync>;
 
 impl Hub {
     pub fn new(limits: RealtimeLimits) -> Hub {
@@ -205,9 +176,7 @@ impl Hub {
 
     /// Serializes commit + publish for one notebook (see module docs).
     pub async fn commit_lock(&self, id: NotebookId) -> tokio::sync::MutexGuard<'_, ()> {
-        let mut h = self.inner.hasher.build_hasher();
-        id.hash(&mut h);
-        let stripe = (h.finish() as usize) % STRIPES;
+        let stripe = (self.inner.hasher.hash_one(id) as usize) % STRIPES;
         self.inner.stripes[stripe].lock().await
     }
 
@@ -281,7 +250,7 @@ impl Hub {
         let Some(room) = self.room(id) else { return };
         match role {
             Some(role) => {
-                room.set_presence_role(user, role);
+                room.presence().set_role(user, role);
                 room.send(RoomEvent::Role {
                     user: user.clone(),
                     role,
@@ -325,17 +294,7 @@ impl Hub {
     /// Another process's presence for a notebook (empty: nobody there now).
     pub fn remote_presence(&self, origin: &str, id: NotebookId, users: Vec<PresenceEntry>) {
         let Some(room) = self.room(id) else { return };
-        {
-            let mut p = room.presence.lock().unwrap_or_else(|e| e.into_inner());
-            // A process we had not heard of yet here: tell it about us at once
-            // instead of at our next periodic repeat.
-            if p.remote
-                .insert(origin.to_string(), (Instant::now(), users))
-                .is_none()
-            {
-                p.local_changed = true;
-            }
-        }
+        room.presence().remote(origin, users, Instant::now());
         self.schedule_presence(&room);
     }
 
@@ -349,7 +308,7 @@ impl Hub {
             rooms.values().filter_map(Weak::upgrade).collect()
         };
         for room in rooms {
-            let local = room.local_presence();
+            let local = room.presence().local();
             sink(room.id, local);
         }
     }
@@ -394,7 +353,7 @@ impl Hub {
             }
         };
         let rx = room.tx.subscribe();
-        room.add_presence(user, role);
+        room.presence().joined(user, role);
         self.schedule_presence(&room);
         Seat {
             hub: self.clone(),
@@ -407,24 +366,18 @@ impl Hub {
     /// Sends the room's presence now, or as soon as 250 ms have passed since
     /// the last one; changes in between are coalesced into one message.
     fn schedule_presence(&self, room: &Arc<Room>) {
-        let delay = {
-            let mut p = room.presence.lock().unwrap_or_else(|e| e.into_inner());
-            if p.scheduled {
-                return;
-            }
-            p.scheduled = true;
-            p.last_sent
-                .map(|t| PRESENCE_INTERVAL.saturating_sub(t.elapsed()))
-                .unwrap_or_default()
+        let Some(delay) = room.presence().schedule(Instant::now()) else {
+            return;
         };
         let room = room.clone();
         let hub = self.clone();
         self.inner.tasks.spawn(async move {
             tokio::time::sleep(delay).await;
-            if let Some(local) = room.flush_presence() {
-                if let Some(sink) = hub.inner.presence_sink.get() {
-                    sink(room.id, local);
-                }
+            let flush = room.presence().flush(Instant::now());
+            room.send(RoomEvent::Presence(flush.message));
+            if let (Some(local), Some(sink)) = (flush.changed_local, hub.inner.presence_sink.get())
+            {
+                sink(room.id, local);
             }
         });
     }
@@ -449,83 +402,10 @@ impl Room {
         let _ = self.tx.send(Arc::new(event));
     }
 
-    fn add_presence(&self, user: &UserId, role: Role) {
-        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        p.local_changed = true;
-        let entry = p.users.entry(user.clone()).or_insert((role, 0));
-        entry.0 = role;
-        entry.1 += 1;
+    /// The room's presence state (never held across an await).
+    fn presence(&self) -> MutexGuard<'_, Presence> {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner())
     }
-
-    fn remove_presence(&self, user: &UserId) {
-        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        p.local_changed = true;
-        if let Some(entry) = p.users.get_mut(user) {
-            entry.1 -= 1;
-            if entry.1 == 0 {
-                p.users.remove(user);
-            }
-        }
-    }
-
-    fn set_presence_role(&self, user: &UserId, role: Role) {
-        let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        p.local_changed = true;
-        for (_, users) in p.remote.values_mut() {
-            for entry in users.iter_mut().filter(|e| e.user_id == *user) {
-                entry.role = role;
-            }
-        }
-        if let Some(entry) = p.users.get_mut(user) {
-            entry.0 = role;
-        }
-    }
-
-    fn local_presence(&self) -> Vec<PresenceEntry> {
-        let p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-        local_entries(&p)
-    }
-
-    /// Sends the merged presence (this process and live reports from the
-    /// others) to the room; returns the local part when it changed, for the
-    /// other processes.
-    fn flush_presence(&self) -> Option<Vec<PresenceEntry>> {
-        let (text, changed) = {
-            let mut p = self.presence.lock().unwrap_or_else(|e| e.into_inner());
-            p.scheduled = false;
-            p.last_sent = Some(Instant::now());
-            p.remote
-                .retain(|_, (at, _)| at.elapsed() < REMOTE_PRESENCE_TTL);
-            let local = local_entries(&p);
-            let mut merged: BTreeMap<UserId, PresenceEntry> = BTreeMap::new();
-            for entry in local
-                .iter()
-                .chain(p.remote.values().flat_map(|(_, users)| users))
-            {
-                merged
-                    .entry(entry.user_id.clone())
-                    .and_modify(|e| e.connections += entry.connections)
-                    .or_insert_with(|| entry.clone());
-            }
-            let users: Vec<&PresenceEntry> = merged.values().collect();
-            let text = json!({"type": "presence", "users": users}).to_string();
-            let changed = std::mem::take(&mut p.local_changed).then_some(local);
-            (text, changed)
-        };
-        self.send(RoomEvent::Presence(text.into()));
-        changed
-    }
-}
-
-fn local_entries(p: &Presence) -> Vec<PresenceEntry> {
-    p.users
-        .iter()
-        .map(|(user, (role, n))| PresenceEntry {
-            user_id: user.clone(),
-            role: *role,
-            connections: *n,
-        })
-        .collect()
 }
 
 /// A socket's place in a room; leaving (drop) updates presence.
@@ -549,7 +429,7 @@ impl Seat {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.room.remove_presence(&self.user);
+        self.room.presence().left(&self.user);
         // Also when this was the last socket: other processes must hear that
         // nobody is here any more.
         self.hub.schedule_presence(&self.room);

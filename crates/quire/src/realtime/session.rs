@@ -1,441 +1,175 @@
-//! One WebSocket's life, generic over `Sink`/`Stream` so it runs (and is
-//! tested) without a network.
+//! One socket's session after admission: the state machine only.
 //!
-//! Order of business: authenticate (on the upgrade, or by a first `auth`
-//! message within the auth timeout), check access, join the room, send
-//! `ready` (or resume), then loop: client ops go through the single change
-//! path and are acked once committed; room events are relayed; pings keep
-//! the socket honest; the token's expiry closes it unless refreshed. All
-//! output goes through a bounded queue to a writer task; a client that
-//! cannot keep up is closed (4429) instead of growing memory.
+//! Order of business: join the room, send `ready` (full, or resumed with the
+//! missed ops), then loop: client ops are rate-limited and handed to the op
+//! worker (which commits them one at a time through the change path and acks
+//! once committed); room events are relayed in version order (a gap is filled
+//! from the op log); revocations and access changes close the socket; pings
+//! keep the peer honest; the token's expiry closes it unless refreshed.
+//!
+//! What it depends on is [`SessionDeps`] (narrow traits, no `AppState`);
+//! how it talks is the transport's [`Outbox`] and [`Inbound`]; every time it
+//! reads is `tokio::time`, so tests run it on paused time.
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clerk_auth::{AuthError, Principal, PublicCode};
-use futures::{Sink, SinkExt, Stream, StreamExt};
-use serde_json::json;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use clerk_auth::{Principal, PublicCode};
+use futures::{Stream, StreamExt};
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::hub::{GlobalEvent, RoomEvent, UserSlot};
-use super::protocol::{self, close, ClientMsg, Since};
-use crate::api::views::NotebookView;
+use super::admission::{self, Admitted};
+use super::deps::SessionDeps;
+use super::error::{public, Public, SocketError};
+use super::hub::{GlobalEvent, RoomEvent, Seat, UserSlot};
+use super::protocol::{self, ClientMsg, CloseReason, ServerMsg, Since, Text};
+use super::rate::{TokenBucket, Verdict};
+use super::transport::{ended, Inbound, Outbox, Outgoing, Replies, SlowReader};
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Op;
-use crate::service::ServiceError;
-use crate::store::Access;
-use crate::AppState;
+use crate::notebook::view::NotebookView;
 
-/// What the transport yields: frames, or the reasons it stopped.
-#[derive(Debug)]
-pub enum Inbound {
-    Frame(Message),
-    /// The peer sent a message over the size limit.
-    TooLarge,
-    /// The connection failed or closed.
-    Closed,
-}
-
-/// A socket authenticated on the upgrade request (header auth).
-pub struct PreAuth {
-    pub principal: Principal,
-    pub user: UserId,
-    pub role: Role,
-    pub slot: UserSlot,
-    pub since: Option<Since>,
-}
-
-/// How a session ended: the close code sent (for logs and tests).
-type Closed = (u16, &'static str);
-
-/// Runs a socket to its end. Never panics on client input.
-pub async fn run<S, R>(
-    sink: S,
+/// Runs a socket to its end: first-message admission unless the upgrade
+/// already admitted it, then the session. Queues the close and returns it.
+pub async fn run<R>(
+    deps: SessionDeps,
+    id: NotebookId,
+    admitted: Option<Admitted>,
     mut stream: R,
-    state: AppState,
-    id: NotebookId,
-    pre: Option<PreAuth>,
-) where
-    S: Sink<Message> + Send + Unpin + 'static,
-    S::Error: Display,
-    R: Stream<Item = Inbound> + Unpin,
-{
-    let limits = state.hub().limits().clone();
-    let (tx, rx) = mpsc::channel(limits.outbound_queue);
-    let (close_tx, close_rx) = oneshot::channel();
-    let writer = tokio::spawn(write_loop(sink, rx, close_rx));
-    let mut out = Outbox {
-        tx,
-        urgent_close: Some(close_tx),
-    };
-    let result = match pre {
-        // Boxed: these large futures run once; an idle socket should not
-        // carry their space for hours.
-        Some(pre) => Box::pin(Session::start(&state, id, pre, &mut out)).await,
-        None => match Box::pin(first_message_auth(&state, id, &mut stream)).await {
-            Ok(pre) => Box::pin(Session::start(&state, id, pre, &mut out)).await,
-            Err(closed) => Err(closed),
-        },
-    };
-    let closed = match result {
-        Ok(mut session) => session.run(&mut stream, &mut out).await,
-        Err(closed) => closed,
-    };
-    tracing::debug!(notebook = %id, code = closed.0, reason = closed.1, "socket closed");
-    out.close(closed);
-    drop(out);
-    // Give the writer a moment to flush; a peer that does not read gets cut.
-    let mut writer = writer;
-    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
-    }
-}
-
-/// Drains the outbound queue into the sink; stops after a close frame. An
-/// urgent close (the queue was full) jumps the queue: what is queued for a
-/// peer that stopped reading is stale anyway.
-async fn write_loop<S>(
-    mut sink: S,
-    mut rx: mpsc::Receiver<Message>,
-    urgent: oneshot::Receiver<Message>,
-) where
-    S: Sink<Message> + Unpin,
-    S::Error: Display,
-{
-    // `None` once the urgent slot has fired or its sender is gone.
-    let mut urgent = Some(urgent);
-    loop {
-        let message = tokio::select! {
-            biased;
-            close = async { urgent.as_mut().expect("guarded by the branch condition").await }, if urgent.is_some() => {
-                urgent = None;
-                match close {
-                    Ok(close) => close,
-                    Err(_) => continue,
-                }
-            }
-            next = rx.recv() => match next {
-                Some(message) => message,
-                None => break,
-            },
-        };
-        let is_close = matches!(message, Message::Close(_));
-        if let Err(e) = send_fragmented(&mut sink, message).await {
-            tracing::debug!(error = %e, "socket write failed");
-            return;
-        }
-        if is_close {
-            break;
-        }
-    }
-    let _ = sink.close().await;
-}
-
-/// Frames larger than this are split. The transport keeps a write buffer as
-/// large as the largest frame it ever wrote, for the socket's whole life;
-/// bounded frames keep every socket's buffer bounded too.
-const MAX_FRAME: usize = 4 * 1024;
-
-/// Sends a message, a large text as a fragmented message of bounded frames.
-async fn send_fragmented<S>(sink: &mut S, message: Message) -> Result<(), S::Error>
-where
-    S: Sink<Message> + Unpin,
-{
-    let text = match message {
-        Message::Text(text) if text.len() > MAX_FRAME => text,
-        other => return sink.send(other).await,
-    };
-    let bytes = bytes::Bytes::from(text);
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let end = (offset + MAX_FRAME).min(bytes.len());
-        let opcode = if offset == 0 {
-            Data::Text
-        } else {
-            Data::Continue
-        };
-        let frame = Frame::message(
-            bytes.slice(offset..end),
-            OpCode::Data(opcode),
-            end == bytes.len(),
-        );
-        sink.feed(Message::Frame(frame)).await?;
-        offset = end;
-    }
-    sink.flush().await
-}
-
-/// The bounded outbound queue. Full means the peer is not reading.
-struct Outbox {
-    tx: mpsc::Sender<Message>,
-    urgent_close: Option<oneshot::Sender<Message>>,
-}
-
-/// The peer is too slow: its queue is full.
-struct SlowReader;
-
-impl Outbox {
-    fn send(&mut self, message: Message) -> Result<(), SlowReader> {
-        self.tx.try_send(message).map_err(|_| SlowReader)
-    }
-
-    fn text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), SlowReader> {
-        self.send(Message::Text(text.into()))
-    }
-
-    /// Queues the close after what is already queued (a flush), or, when
-    /// the queue is full, sends it ahead of everything.
-    fn close(&mut self, (code, reason): Closed) {
-        let frame = || {
-            Message::Close(Some(CloseFrame {
-                code: code.into(),
-                reason: reason.into(),
-            }))
-        };
-        if self.send(frame()).is_err() {
-            if let Some(urgent) = self.urgent_close.take() {
-                let _ = urgent.send(frame());
-            }
-        }
-    }
-}
-
-const SLOW: Closed = (close::TOO_MANY, "too slow: outbound queue full");
-
-fn slow(_: SlowReader) -> Closed {
-    SLOW
-}
-
-/// The close for a failed verification.
-fn auth_close(e: &AuthError) -> Closed {
-    match e.public_code() {
-        PublicCode::AuthUnavailable => (close::UNAVAILABLE, "authentication unavailable"),
-        PublicCode::TokenExpired => (close::UNAUTHENTICATED, "token expired"),
-        _ => (close::UNAUTHENTICATED, "invalid token"),
-    }
-}
-
-/// Waits for `{"type":"auth","token"}` within the auth timeout.
-async fn first_message_auth<R>(
-    state: &AppState,
-    id: NotebookId,
-    stream: &mut R,
-) -> Result<PreAuth, Closed>
+    out: &mut Outbox,
+) -> CloseReason
 where
     R: Stream<Item = Inbound> + Unpin,
 {
-    let timeout = state.hub().limits().auth_timeout;
-    let cancel = state.hub().shutdown_token();
-    let frame = tokio::select! {
-        _ = cancel.cancelled() => return Err((close::GOING_AWAY, "server shutting down")),
-        frame = tokio::time::timeout(timeout, next_text(stream)) => match frame {
-            Err(_) => return Err((close::TIMEOUT, "no auth in time")),
-            Ok(frame) => frame?,
-        },
+    // Boxed: these large futures run once; an idle socket should not carry
+    // their space for hours.
+    let admitted = match admitted {
+        Some(admitted) => Ok(admitted),
+        None => Box::pin(admission::first_message(&deps, id, &mut stream)).await,
     };
-    if frame.len() > state.hub().limits().max_message_bytes {
-        return Err((close::TOO_LARGE, "message too large"));
-    }
-    let (token, since) = match protocol::parse(&frame) {
-        Ok(ClientMsg::Auth { token, since }) => (token, since),
-        Ok(_) | Err(Some(_)) => return Err((close::UNAUTHENTICATED, "authenticate first")),
-        Err(None) => return Err((close::PROTOCOL_ERROR, "not a JSON message")),
+    let started = match admitted {
+        Ok(admitted) => Box::pin(Session::start(deps, id, admitted, out)).await,
+        Err(reason) => Err(reason),
     };
-    let principal = state.auth().verify_token(&token).await.map_err(|e| {
-        crate::auth::record_failure(&e);
-        auth_close(&e)
-    })?;
-    admit(state, id, principal, since)
-        .await
-        .map_err(|r| r.close())
-}
-
-/// The next text frame (pings/pongs skipped); other frames end the wait.
-async fn next_text<R>(stream: &mut R) -> Result<String, Closed>
-where
-    R: Stream<Item = Inbound> + Unpin,
-{
-    loop {
-        match stream.next().await {
-            Some(Inbound::Frame(Message::Text(text))) => return Ok(text.to_string()),
-            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                continue
-            }
-            Some(Inbound::Frame(Message::Binary(_))) => {
-                return Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
-            }
-            Some(Inbound::TooLarge) => return Err((close::TOO_LARGE, "message too large")),
-            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => {
-                return Err((1000, "closed by peer"))
-            }
-        }
-    }
-}
-
-/// Why a verified caller may not have a socket on this notebook.
-#[derive(Debug)]
-pub enum Refusal {
-    /// The token's `sub` is not a user id we accept.
-    BadSubject,
-    NoAccess,
-    NotFound,
-    /// The access check could not be made (store down).
-    Unavailable(crate::store::StoreError),
-    /// The user is at the per-user connection cap.
-    TooManyConnections,
-}
-
-impl Refusal {
-    /// The close for a socket authenticated by its first message.
-    fn close(&self) -> Closed {
-        match self {
-            Refusal::BadSubject => (close::UNAUTHENTICATED, "invalid token"),
-            Refusal::NoAccess => (close::FORBIDDEN, "no access to this notebook"),
-            Refusal::NotFound => (close::NOT_FOUND, "notebook not found"),
-            Refusal::Unavailable(e) => {
-                tracing::warn!(error = ?e, "socket access check failed");
-                (close::UNAVAILABLE, "store unavailable")
-            }
-            Refusal::TooManyConnections => (close::TOO_MANY, "too many connections for this user"),
-        }
-    }
-}
-
-/// Access check and connection slot for a verified principal: the same
-/// admission for header auth (refused as HTTP before the upgrade) and for
-/// first-message auth (refused with a close code).
-pub async fn admit(
-    state: &AppState,
-    id: NotebookId,
-    principal: Principal,
-    since: Option<Since>,
-) -> Result<PreAuth, Refusal> {
-    let user = UserId::parse(&principal.user_id).map_err(|_| Refusal::BadSubject)?;
-    let role = match state
-        .store()
-        .role_of(id, &user)
-        .await
-        .map_err(Refusal::Unavailable)?
-    {
-        Access::Role(role) => role,
-        Access::NoAccess => return Err(Refusal::NoAccess),
-        Access::NotFound => return Err(Refusal::NotFound),
+    let reason = match started {
+        Ok(mut session) => session.run(&mut stream, out).await,
+        Err(reason) => reason,
     };
-    let slot = state
-        .hub()
-        .reserve_user(&user)
-        .ok_or(Refusal::TooManyConnections)?;
-    Ok(PreAuth {
-        principal,
-        user,
-        role,
-        slot,
-        since,
-    })
+    tracing::debug!(notebook = %id, code = reason.code(), reason = reason.reason(), "socket closed");
+    out.close(reason);
+    reason
 }
 
-/// Token-bucket rate limit on client ops.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
-    over_since: Option<Instant>,
+/// The close for a peer whose queue is full.
+fn slow(_: SlowReader) -> CloseReason {
+    CloseReason::SlowReader
 }
 
-impl RateLimit {
-    fn new(rate: f64, burst: f64) -> Self {
-        RateLimit {
-            tokens: burst,
-            rate,
-            burst,
-            last: Instant::now(),
-            over_since: None,
-        }
-    }
-
-    /// `Ok` to proceed; `Err(true)` when over the limit for too long.
-    fn take(&mut self, close_after: Duration) -> Result<(), bool> {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            self.over_since = None;
-            return Ok(());
-        }
-        let since = *self.over_since.get_or_insert(now);
-        Err(now.duration_since(since) >= close_after)
+/// Tells the client about `e`: an `error` message (the socket stays) or the
+/// close to send.
+fn fail(out: &mut Outbox, r#ref: Option<&str>, e: SocketError) -> Result<(), CloseReason> {
+    match public(e) {
+        Public::Close(reason) => Err(reason),
+        Public::Error(reply) => out.text(reply.text(r#ref)).map_err(slow),
     }
 }
 
-/// An authenticated, authorized socket in a room.
-struct Session {
-    state: AppState,
-    id: NotebookId,
-    user: UserId,
-    role: Role,
-    principal: Principal,
-    rx: broadcast::Receiver<Arc<RoomEvent>>,
-    global: broadcast::Receiver<Arc<GlobalEvent>>,
-    /// Highest op version this socket has been sent.
-    delivered: i64,
+/// A token's life on the tokio clock. The wall clock is read once, when the
+/// token arrives (its `exp` is wall time); from then on only `tokio::time`
+/// counts, so paused-time tests can run a token out.
+struct TokenLife {
+    exp: Instant,
+    /// When an unrefreshed socket must close: `exp + skew + grace`.
     deadline: Instant,
-    rate: RateLimit,
-    /// The queue to this socket's op worker, started on its first op.
-    ops: Option<mpsc::Sender<(Option<String>, Op)>>,
-    _seat: super::hub::Seat,
-    _slot: UserSlot,
+}
+
+impl TokenLife {
+    fn new(principal: &Principal, margin: Duration) -> TokenLife {
+        let now = Instant::now();
+        let left_ms = principal.expires_at * 1000 - unix_millis();
+        let after = |extra_ms: i64| now + Duration::from_millis((left_ms + extra_ms).max(0) as u64);
+        TokenLife {
+            exp: after(0),
+            deadline: after(margin.as_millis() as i64),
+        }
+    }
+
+    /// Whole seconds until `exp`, rounded up (what `expires_in` says).
+    fn expires_in(&self) -> i64 {
+        let left = self.exp.saturating_duration_since(Instant::now());
+        left.as_millis().div_ceil(1000) as i64
+    }
+}
+
+fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// Ops a socket may have waiting for their commit; beyond that the client
 /// is told `rate_limited` (back-pressure instead of unbounded queues).
 const PENDING_OPS: usize = 32;
 
+/// An authenticated, authorized socket in a room.
+struct Session {
+    deps: SessionDeps,
+    id: NotebookId,
+    user: UserId,
+    role: Role,
+    principal: Principal,
+    life: TokenLife,
+    rx: broadcast::Receiver<Arc<RoomEvent>>,
+    global: broadcast::Receiver<Arc<GlobalEvent>>,
+    /// Highest op version this socket has been sent.
+    delivered: i64,
+    rate: TokenBucket,
+    /// The queue to this socket's op worker, started on its first op.
+    ops: Option<mpsc::Sender<(Option<String>, Op)>>,
+    seat: Seat,
+    _slot: UserSlot,
+}
+
 impl Session {
     /// Joins the room, then sends `ready` (full, or resumed with the missed ops).
     async fn start(
-        state: &AppState,
+        deps: SessionDeps,
         id: NotebookId,
-        pre: PreAuth,
+        admitted: Admitted,
         out: &mut Outbox,
-    ) -> Result<Session, Closed> {
-        let mut seat = state.hub().join(id, &pre.user, pre.role);
-        let rx = seat.take_receiver();
-        let limits = state.hub().limits();
+    ) -> Result<Session, CloseReason> {
+        let mut seat = deps.hub.join(id, &admitted.user, admitted.role);
+        let limits = &deps.limits;
+        let margin = deps.auth.clock_skew() + limits.expiry_grace;
         let mut session = Session {
-            state: state.clone(),
             id,
-            user: pre.user,
-            role: pre.role,
-            deadline: deadline(&pre.principal, state),
-            principal: pre.principal,
-            rx,
-            global: state.hub().subscribe_global(),
+            user: admitted.user,
+            role: admitted.role,
+            life: TokenLife::new(&admitted.principal, margin),
+            principal: admitted.principal,
+            rx: seat.take_receiver(),
+            global: deps.hub.subscribe_global(),
             delivered: 0,
-            rate: RateLimit::new(limits.ops_per_sec, limits.burst),
+            rate: TokenBucket::new(
+                limits.ops_per_sec,
+                limits.burst,
+                limits.rate_limit_close_after,
+            ),
             ops: None,
-            _seat: seat,
-            _slot: pre.slot,
+            seat,
+            _slot: admitted.slot,
+            deps,
         };
-        if !session.try_resume(pre.since.as_ref(), out).await? {
+        if !session.try_resume(admitted.since.as_ref(), out).await? {
             session.send_ready(out).await?;
         }
         Ok(session)
     }
 
-    fn expires_in(&self) -> i64 {
-        (self.principal.expires_at - unix_secs()).max(0)
+    fn send(&self, out: &mut Outbox, message: ServerMsg<'_>) -> Result<(), CloseReason> {
+        out.text(message.text()).map_err(slow)
     }
 
     /// Resumes from `since` when the epoch matches and the log has every op.
@@ -443,29 +177,33 @@ impl Session {
         &mut self,
         since: Option<&Since>,
         out: &mut Outbox,
-    ) -> Result<bool, Closed> {
+    ) -> Result<bool, CloseReason> {
         let Some(since) = since else { return Ok(false) };
-        let store = self.state.store();
-        let meta = store.notebook_meta(self.id).await.map_err(unavailable)?;
-        let Some(meta) = meta else {
-            return Err((close::NOT_FOUND, "notebook not found"));
+        let changes = self.deps.changes.clone();
+        let epoch = changes.epoch(self.id).await.map_err(store_close)?;
+        let Some(epoch) = epoch else {
+            return Err(CloseReason::NotFound);
         };
-        if meta.epoch != since.epoch {
+        if epoch != since.epoch {
             return Ok(false);
         }
-        let max = self.state.hub().limits().max_replay;
-        let Some(ops) = store
+        let max = self.deps.limits.max_replay;
+        let Some(ops) = changes
             .ops_since(self.id, since.version, max)
             .await
-            .map_err(unavailable)?
+            .map_err(store_close)?
         else {
             return Ok(false);
         };
-        let ready = json!({
-            "type": "ready", "resumed": true, "version": since.version, "epoch": meta.epoch,
-            "role": self.role, "expires_in": self.expires_in(),
-        });
-        out.text(ready.to_string()).map_err(slow)?;
+        let ready = ServerMsg::Ready {
+            resumed: true,
+            notebook: None,
+            version: since.version,
+            epoch: &epoch,
+            role: self.role,
+            expires_in: self.life.expires_in(),
+        };
+        self.send(out, ready)?;
         self.delivered = since.version;
         for op in &ops {
             out.text(protocol::op(op)).map_err(slow)?;
@@ -475,47 +213,51 @@ impl Session {
     }
 
     /// A full `ready` with the notebook as of now.
-    async fn send_ready(&mut self, out: &mut Outbox) -> Result<(), Closed> {
+    async fn send_ready(&mut self, out: &mut Outbox) -> Result<(), CloseReason> {
         let notebook = self
-            .state
-            .store()
-            .notebook(self.id)
+            .deps
+            .changes
+            .snapshot(self.id)
             .await
-            .map_err(unavailable)?;
+            .map_err(store_close)?;
         let Some(notebook) = notebook else {
-            return Err((close::NOT_FOUND, "notebook not found"));
+            return Err(CloseReason::NotFound);
         };
-        let ready = json!({
-            "type": "ready", "resumed": false,
-            "notebook": NotebookView::full(&notebook, self.role),
-            "version": notebook.meta.version, "epoch": notebook.meta.epoch,
-            "role": self.role, "expires_in": self.expires_in(),
-        });
-        out.text(ready.to_string()).map_err(slow)?;
+        let ready = ServerMsg::Ready {
+            resumed: false,
+            notebook: Some(NotebookView::full(&notebook, self.role)),
+            version: notebook.meta.version,
+            epoch: &notebook.meta.epoch,
+            role: self.role,
+            expires_in: self.life.expires_in(),
+        };
+        self.send(out, ready)?;
         self.delivered = notebook.meta.version;
-        self._seat.room().observe(self.delivered).await;
+        self.seat.room().observe(self.delivered).await;
         Ok(())
     }
 
     /// The main loop; returns the close to send.
-    async fn run<R>(&mut self, stream: &mut R, out: &mut Outbox) -> Closed
+    async fn run<R>(&mut self, stream: &mut R, out: &mut Outbox) -> CloseReason
     where
         R: Stream<Item = Inbound> + Unpin,
     {
-        let limits = self.state.hub().limits().clone();
-        let cancel = self.state.hub().shutdown_token();
-        let mut ping =
-            tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        let (ping_every, pong_timeout) = (
+            self.deps.limits.ping_interval,
+            self.deps.limits.pong_timeout,
+        );
+        let cancel = self.deps.hub.shutdown_token();
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         let mut last_seen = Instant::now();
         loop {
             let step = tokio::select! {
-                _ = cancel.cancelled() => Err((close::GOING_AWAY, "server shutting down")),
-                _ = tokio::time::sleep_until(self.deadline) => Err((close::UNAUTHENTICATED, "token expired")),
+                _ = cancel.cancelled() => Err(CloseReason::ShuttingDown),
+                _ = tokio::time::sleep_until(self.life.deadline) => Err(CloseReason::TokenExpired),
                 _ = ping.tick() => {
-                    if last_seen.elapsed() >= limits.pong_timeout {
-                        Err((close::TIMEOUT, "no pong"))
+                    if last_seen.elapsed() >= pong_timeout {
+                        Err(CloseReason::NoPong)
                     } else {
-                        out.send(Message::Ping(Default::default())).map_err(slow)
+                        out.send(Outgoing::Ping).map_err(slow)
                     }
                 }
                 event = self.rx.recv() => Box::pin(self.on_event(event, out)).await,
@@ -525,8 +267,8 @@ impl Session {
                     self.on_inbound(inbound, out).await
                 }
             };
-            if let Err(closed) = step {
-                return closed;
+            if let Err(reason) = step {
+                return reason;
             }
         }
     }
@@ -535,105 +277,76 @@ impl Session {
         &mut self,
         inbound: Option<Inbound>,
         out: &mut Outbox,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), CloseReason> {
         match inbound {
             // Boxed: handling a message (auth refresh, a commit) needs far
             // more space than waiting does, and most sockets mostly wait.
-            Some(Inbound::Frame(Message::Text(text))) => Box::pin(self.on_text(&text, out)).await,
-            Some(Inbound::Frame(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
-            Some(Inbound::Frame(Message::Binary(_))) => {
-                Err((close::PROTOCOL_ERROR, "binary frames are not supported"))
-            }
-            Some(Inbound::TooLarge) => Err((close::TOO_LARGE, "message too large")),
-            Some(Inbound::Frame(Message::Close(_)) | Inbound::Closed) | None => {
-                Err((1000, "closed by peer"))
-            }
+            Some(Inbound::Text(text)) => Box::pin(self.on_text(&text, out)).await,
+            Some(Inbound::Control) => Ok(()),
+            other => Err(ended(other)),
         }
     }
 
-    async fn on_text(&mut self, text: &str, out: &mut Outbox) -> Result<(), Closed> {
-        if text.len() > self.state.hub().limits().max_message_bytes {
-            return Err((close::TOO_LARGE, "message too large"));
+    async fn on_text(&mut self, text: &str, out: &mut Outbox) -> Result<(), CloseReason> {
+        if text.len() > self.deps.limits.max_message_bytes {
+            return Err(CloseReason::TooLarge);
         }
         match protocol::parse(text) {
-            Err(None) => Err((close::PROTOCOL_ERROR, "not a JSON message with a type")),
-            Err(Some(bad)) => out
-                .text(protocol::error(
-                    bad.r#ref.as_deref(),
-                    "invalid_op",
-                    &bad.message,
-                    None,
-                ))
-                .map_err(slow),
-            Ok(ClientMsg::Ping) => out.text(r#"{"type":"pong"}"#).map_err(slow),
+            Err(None) => Err(CloseReason::NotJson),
+            Err(Some(bad)) => fail(
+                out,
+                bad.r#ref.as_deref(),
+                SocketError::BadMessage(bad.message),
+            ),
+            Ok(ClientMsg::Ping) => self.send(out, ServerMsg::Pong),
             Ok(ClientMsg::Auth { token, .. }) => self.refresh(&token, out).await,
-            Ok(ClientMsg::Op { r#ref, op }) => self.on_op(r#ref.as_deref(), op, out).await,
+            Ok(ClientMsg::Op { r#ref, op }) => self.on_op(r#ref, op, out),
         }
     }
 
     /// In-band token refresh: same user required.
-    async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), Closed> {
-        match self.state.auth().verify_token(token).await {
-            Ok(p) if p.user_id != self.principal.user_id => {
-                Err((close::FORBIDDEN, "token is for another user"))
-            }
+    async fn refresh(&mut self, token: &str, out: &mut Outbox) -> Result<(), CloseReason> {
+        match self.deps.auth.verify(token).await {
+            Ok(p) if p.user_id != self.principal.user_id => Err(CloseReason::UserMismatch),
             Ok(p) => {
-                self.deadline = deadline(&p, &self.state);
+                let margin = self.deps.auth.clock_skew() + self.deps.limits.expiry_grace;
+                self.life = TokenLife::new(&p, margin);
                 self.principal = p;
-                let ok = json!({"type": "auth.ok", "expires_in": self.expires_in()});
-                out.text(ok.to_string()).map_err(slow)
+                let expires_in = self.life.expires_in();
+                self.send(out, ServerMsg::AuthOk { expires_in })
             }
+            // Not the user's fault: keep the socket until the old token runs out.
             Err(e) if e.public_code() == PublicCode::AuthUnavailable => {
-                // Not the user's fault: keep the socket until the old token runs out.
-                crate::auth::record_failure(&e);
-                out.text(protocol::error(
-                    None,
-                    "auth_unavailable",
-                    "could not verify the token now; retry",
-                    None,
-                ))
-                .map_err(slow)
+                fail(out, None, SocketError::RefreshUnavailable(e))
             }
-            Err(e) => {
-                crate::auth::record_failure(&e);
-                Err(auth_close(&e))
-            }
+            Err(e) => fail(out, None, SocketError::Auth(e)),
         }
     }
 
-    async fn on_op(&mut self, r#ref: Option<&str>, op: Op, out: &mut Outbox) -> Result<(), Closed> {
-        let close_after = self.state.hub().limits().rate_limit_close_after;
-        if let Err(sustained) = self.rate.take(close_after) {
-            if sustained {
-                return Err((close::TOO_MANY, "too many ops"));
-            }
-            return out
-                .text(protocol::error(r#ref, "rate_limited", "slow down", None))
-                .map_err(slow);
+    fn on_op(
+        &mut self,
+        r#ref: Option<String>,
+        op: Op,
+        out: &mut Outbox,
+    ) -> Result<(), CloseReason> {
+        let refused = match self.rate.take() {
+            Verdict::Sustained => return Err(CloseReason::TooManyOps),
+            Verdict::Limited => Some(SocketError::RateLimited),
+            Verdict::Allowed if !self.role.can_write() => Some(SocketError::ReadOnly),
+            Verdict::Allowed => None,
+        };
+        if let Some(e) = refused {
+            return fail(out, r#ref.as_deref(), e);
         }
-        if !self.role.can_write() {
-            return out
-                .text(protocol::error(
-                    r#ref,
-                    "forbidden",
-                    "you can only read this notebook",
-                    None,
-                ))
-                .map_err(slow);
-        }
-        let queue = self.ops.get_or_insert_with(|| {
-            spawn_op_worker(&self.state, self.id, &self.user, out.tx.clone())
-        });
-        match queue.try_send((r#ref.map(str::to_string), op)) {
+        let worker = self
+            .ops
+            .get_or_insert_with(|| spawn_op_worker(&self.deps, self.id, &self.user, out.replies()));
+        match worker.try_send((r#ref, op)) {
             Ok(()) => Ok(()),
-            Err(_) => out
-                .text(protocol::error(
-                    r#ref,
-                    "rate_limited",
-                    "too many changes waiting to be saved",
-                    None,
-                ))
-                .map_err(slow),
+            Err(refused) => {
+                let (r#ref, _) = refused.into_inner();
+                fail(out, r#ref.as_deref(), SocketError::Backlog)
+            }
         }
     }
 
@@ -641,26 +354,24 @@ impl Session {
     fn on_global(
         &mut self,
         event: Result<Arc<GlobalEvent>, broadcast::error::RecvError>,
-    ) -> Result<(), Closed> {
-        let revoked = (close::UNAUTHENTICATED, "session revoked");
+    ) -> Result<(), CloseReason> {
         match event {
             Ok(event) => match &*event {
                 GlobalEvent::SessionRevoked(sid) if *sid == self.principal.session_id => {
-                    Err(revoked)
+                    Err(CloseReason::Revoked)
                 }
-                GlobalEvent::UserRevoked(user) if *user == self.user => Err(revoked),
+                GlobalEvent::UserRevoked(user) if *user == self.user => Err(CloseReason::Revoked),
                 _ => Ok(()),
             },
             // Missed some: ask the revocation list directly.
-            Err(broadcast::error::RecvError::Lagged(_)) => self
-                .state
-                .auth()
-                .revocations()
-                .check(&self.principal)
-                .map_err(|_| revoked),
-            Err(broadcast::error::RecvError::Closed) => {
-                Err((close::GOING_AWAY, "server shutting down"))
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                if self.deps.auth.is_revoked(&self.principal) {
+                    Err(CloseReason::Revoked)
+                } else {
+                    Ok(())
+                }
             }
+            Err(broadcast::error::RecvError::Closed) => Err(CloseReason::ShuttingDown),
         }
     }
 
@@ -668,26 +379,21 @@ impl Session {
         &mut self,
         event: Result<Arc<RoomEvent>, broadcast::error::RecvError>,
         out: &mut Outbox,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), CloseReason> {
         let event = match event {
             Ok(event) => event,
-            Err(broadcast::error::RecvError::Lagged(_)) => return Err(SLOW),
-            Err(broadcast::error::RecvError::Closed) => {
-                return Err((close::GOING_AWAY, "room closed"))
-            }
+            Err(broadcast::error::RecvError::Lagged(_)) => return Err(CloseReason::SlowReader),
+            Err(broadcast::error::RecvError::Closed) => return Err(CloseReason::RoomClosed),
         };
         match &*event {
             RoomEvent::Op { version, text } => self.on_op_event(*version, text, out).await,
             RoomEvent::Presence(text) => out.text(text.clone()).map_err(slow),
             RoomEvent::Role { user, role } if *user == self.user => {
                 self.role = *role;
-                out.text(json!({"type": "role", "role": role}).to_string())
-                    .map_err(slow)
+                self.send(out, ServerMsg::Role { role: *role })
             }
-            RoomEvent::Removed { user } if *user == self.user => {
-                Err((close::FORBIDDEN, "access removed"))
-            }
-            RoomEvent::Deleted => Err((close::NOT_FOUND, "notebook deleted")),
+            RoomEvent::Removed { user } if *user == self.user => Err(CloseReason::AccessRemoved),
+            RoomEvent::Deleted => Err(CloseReason::Deleted),
             RoomEvent::Role { .. } | RoomEvent::Removed { .. } => Ok(()),
         }
     }
@@ -696,20 +402,20 @@ impl Session {
     async fn on_op_event(
         &mut self,
         version: i64,
-        text: &Utf8Bytes,
+        text: &Text,
         out: &mut Outbox,
-    ) -> Result<(), Closed> {
+    ) -> Result<(), CloseReason> {
         if version <= self.delivered {
             return Ok(());
         }
         if version > self.delivered + 1 {
-            let max = self.state.hub().limits().max_replay;
+            let max = self.deps.limits.max_replay;
             let missed = self
-                .state
-                .store()
+                .deps
+                .changes
                 .ops_since(self.id, self.delivered, max)
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_close)?;
             match missed {
                 Some(ops) => {
                     for op in ops.iter().filter(|op| op.version < version) {
@@ -726,28 +432,41 @@ impl Session {
     }
 }
 
+/// The close for a store failure while reading for the client.
+fn store_close(e: crate::store::StoreError) -> CloseReason {
+    SocketError::Store(e).close()
+}
+
 /// Commits a socket's ops one at a time, in the order they came, off the
 /// relay loop: a slow commit must not stop this socket from receiving
 /// everyone else's ops (it would fall behind the room and be closed). Acks and
 /// errors go into the same outbound queue. Ends when the session drops its
 /// sender; started only for sockets that write, so readers cost nothing.
 fn spawn_op_worker(
-    state: &AppState,
+    deps: &SessionDeps,
     id: NotebookId,
     user: &UserId,
-    out: mpsc::Sender<Message>,
+    replies: Replies,
 ) -> mpsc::Sender<(Option<String>, Op)> {
     let (tx, mut rx) = mpsc::channel::<(Option<String>, Op)>(PENDING_OPS);
-    let (state, user) = (state.clone(), user.clone());
-    state.hub().tasks().clone().spawn(async move {
+    let (changes, user) = (deps.changes.clone(), user.clone());
+    deps.hub.tasks().spawn(async move {
         while let Some((r#ref, op)) = rx.recv().await {
             // The store checks the role inside the commit, so a demotion
             // that raced with this op is still honoured.
-            let reply = match state.notebooks().apply(id, &user, op, None).await {
-                Ok(committed) => protocol::ack(r#ref.as_deref(), committed.version),
-                Err(e) => op_error(r#ref.as_deref(), e),
+            let reply = match changes.apply(id, &user, op).await {
+                Ok(committed) => ServerMsg::Ack {
+                    r#ref: r#ref.as_deref(),
+                    version: committed.version,
+                }
+                .text(),
+                Err(e) => match public(SocketError::Apply(e)) {
+                    Public::Error(reply) => reply.text(r#ref.as_deref()),
+                    // Refused ops never close the socket.
+                    Public::Close(_) => continue,
+                },
             };
-            if out.send(Message::Text(reply.into())).await.is_err() {
+            if replies.send(reply).await.is_err() {
                 break;
             }
         }
@@ -755,222 +474,391 @@ fn spawn_op_worker(
     tx
 }
 
-/// The `error` message for a refused op (the service's public mapping).
-fn op_error(r#ref: Option<&str>, e: ServiceError) -> String {
-    let public = e.into_public();
-    let current = public
-        .current
-        .as_deref()
-        .and_then(|cell| serde_json::to_value(cell).ok());
-    protocol::error(r#ref, public.socket_code(), &public.message, current)
-}
-
-fn unavailable(e: crate::store::StoreError) -> Closed {
-    tracing::warn!(error = ?e, "socket store access failed");
-    (close::UNAVAILABLE, "store unavailable")
-}
-
-fn unix_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
-}
-
-/// When an unrefreshed socket must close: `exp + skew + grace`.
-fn deadline(p: &Principal, state: &AppState) -> Instant {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
-    let skew = state.auth().verifier.config().clock_skew;
-    let grace = state.hub().limits().expiry_grace;
-    let left_ms = p.expires_at * 1000 + (skew + grace).as_millis() as i64 - now_ms;
-    Instant::now() + Duration::from_millis(left_ms.max(0) as u64)
-}
-
 #[cfg(test)]
 mod tests {
-    //! The loop driven through in-memory channels: no sockets, no network.
+    //! The session driven through in-memory pipes against fake dependencies
+    //! (no sockets, no database), on paused time: timeouts and token expiry
+    //! are checked at the instants they happen, without waiting for them.
 
-    use std::sync::Arc;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicI64, Ordering};
 
+    use async_trait::async_trait;
+    use chrono::Utc;
     use clerk_auth::testing::ClerkStandIn;
+    use clerk_auth::{AuthError, KeySource, Verifier, VerifierConfig};
     use futures::channel::mpsc as fmpsc;
-    use serde_json::Value;
+    use serde_json::{json, Value};
 
     use super::*;
-    use crate::config::{AuthSettings, Config};
-    use crate::realtime::hub::RealtimeLimits;
-    use crate::store::{SqliteStore, Store, StoreOptions};
+    use crate::notebook::model::{Notebook, NotebookMeta};
+    use crate::notebook::ops::{AppliedOp, Committed};
+    use crate::realtime::deps::{Authenticate, ChangePath};
+    use crate::realtime::hub::{Hub, RealtimeLimits};
+    use crate::realtime::transport::{outbox, OutboxRx};
+    use crate::service::ServiceError;
+    use crate::store::{Access, StoreError};
+
+    /// A notebook in memory: renames commit, everything else is refused.
+    struct FakeChanges {
+        notebook: Notebook,
+        roles: HashMap<String, Role>,
+        version: AtomicI64,
+    }
+
+    #[async_trait]
+    impl ChangePath for FakeChanges {
+        async fn apply(
+            &self,
+            id: NotebookId,
+            author: &UserId,
+            op: Op,
+        ) -> Result<Committed, ServiceError> {
+            let Op::NotebookRename { title } = op else {
+                return Err(ServiceError::NotebookNotFound);
+            };
+            Ok(Committed {
+                notebook_id: id,
+                version: self.version.fetch_add(1, Ordering::SeqCst) + 1,
+                author: author.clone(),
+                op: AppliedOp::NotebookRename { title },
+                cell: None,
+                at: Utc::now(),
+            })
+        }
+
+        async fn access(&self, _: NotebookId, user: &UserId) -> Result<Access, StoreError> {
+            Ok(match self.roles.get(user.as_str()) {
+                Some(role) => Access::Role(*role),
+                None => Access::NoAccess,
+            })
+        }
+
+        async fn snapshot(&self, _: NotebookId) -> Result<Option<Notebook>, StoreError> {
+            let mut notebook = self.notebook.clone();
+            notebook.meta.version = self.version.load(Ordering::SeqCst);
+            Ok(Some(notebook))
+        }
+
+        async fn epoch(&self, _: NotebookId) -> Result<Option<String>, StoreError> {
+            Ok(Some(self.notebook.meta.epoch.clone()))
+        }
+
+        async fn ops_since(
+            &self,
+            _: NotebookId,
+            _: i64,
+            _: usize,
+        ) -> Result<Option<Vec<Committed>>, StoreError> {
+            Ok(Some(Vec::new()))
+        }
+    }
+
+    /// The real verifier on the stand-in's PEM key: CPU only, no I/O.
+    struct StandInAuth(Verifier);
+
+    #[async_trait]
+    impl Authenticate for StandInAuth {
+        async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+            self.0.verify(token).await
+        }
+
+        fn is_revoked(&self, _: &Principal) -> bool {
+            false
+        }
+
+        fn clock_skew(&self) -> Duration {
+            self.0.config().clock_skew
+        }
+    }
 
     struct Harness {
-        state: AppState,
+        deps: SessionDeps,
         standin: ClerkStandIn,
+        id: NotebookId,
     }
 
-    async fn harness(realtime: RealtimeLimits) -> Harness {
+    const SKEW: Duration = Duration::from_secs(5);
+
+    fn harness(limits: RealtimeLimits) -> Harness {
         let standin = ClerkStandIn::new();
-        let auth = AuthSettings::with_pem(standin.public_key_pem(), Some(standin.issuer()));
-        let config = Config::new(
-            "127.0.0.1:0".parse().unwrap(),
-            "sqlite::memory:".into(),
-            auth,
-        );
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::connect("sqlite::memory:", StoreOptions::default())
-                .await
-                .unwrap(),
-        );
-        let config = Config { realtime, ..config };
-        let parts = crate::Parts {
-            store: Some(store),
-            ..crate::Parts::default()
+        let config = VerifierConfig {
+            issuer: Some(standin.issuer()),
+            ..VerifierConfig::default()
         };
-        let state = crate::App::build(config, parts)
-            .await
-            .unwrap()
-            .state()
-            .clone();
-        Harness { state, standin }
+        assert_eq!(config.clock_skew, SKEW, "the DESIGN default");
+        let verifier = Verifier::new(KeySource::Pem(standin.public_key_pem()), config).unwrap();
+        let id = NotebookId::new();
+        let owner = UserId::parse("user_a").unwrap();
+        let meta = NotebookMeta {
+            id,
+            title: "t".into(),
+            owner_id: owner,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            version: 0,
+            epoch: "e1".into(),
+            metadata: Default::default(),
+        };
+        let roles = HashMap::from([
+            ("user_a".to_string(), Role::Owner),
+            ("user_v".to_string(), Role::Viewer),
+        ]);
+        let changes = FakeChanges {
+            notebook: Notebook {
+                meta,
+                cells: Vec::new(),
+            },
+            roles,
+            version: AtomicI64::new(0),
+        };
+        let deps = SessionDeps {
+            changes: Arc::new(changes),
+            auth: Arc::new(StandInAuth(verifier)),
+            hub: Hub::new(limits.clone()),
+            limits,
+        };
+        Harness { deps, standin, id }
     }
 
-    /// A client end: what it sends goes in, what the server writes comes out.
+    /// Far beyond every server timer: only a hang guard (free on paused time).
+    const GUARD: Duration = Duration::from_secs(3600);
+
+    /// A client end: what it sends goes in, what the session queues comes out.
     struct Client {
         to_server: fmpsc::UnboundedSender<Inbound>,
-        from_server: fmpsc::UnboundedReceiver<Message>,
+        from_server: OutboxRx,
     }
 
     impl Client {
         fn send(&self, v: Value) {
             self.to_server
-                .unbounded_send(Inbound::Frame(Message::Text(v.to_string().into())))
+                .unbounded_send(Inbound::Text(v.to_string()))
                 .unwrap();
         }
 
-        async fn next(&mut self) -> Message {
-            tokio::time::timeout(Duration::from_secs(10), self.from_server.next())
-                .await
-                .expect("hang guard")
-                .expect("server hung up")
+        /// A ping or pong: proof of life.
+        fn keepalive(&self) {
+            self.to_server.unbounded_send(Inbound::Control).unwrap();
         }
 
-        /// The next text message whose type is `kind`.
-        async fn next_of(&mut self, kind: &str) -> Value {
+        /// The next message, pings skipped.
+        async fn next(&mut self) -> Outgoing {
             loop {
-                if let Message::Text(t) = self.next().await {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["type"] == kind {
-                        return v;
-                    }
+                match tokio::time::timeout(GUARD, self.from_server.recv()).await {
+                    Ok(Some(Outgoing::Ping)) => continue,
+                    Ok(Some(message)) => return message,
+                    Ok(None) => panic!("the session ended without a close"),
+                    Err(_) => panic!("hang guard"),
                 }
+            }
+        }
+
+        /// The next JSON message other than presence; panics on a close.
+        async fn json(&mut self) -> Value {
+            loop {
+                match self.next().await {
+                    Outgoing::Text(t) => {
+                        let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                        if v["type"] != "presence" {
+                            return v;
+                        }
+                    }
+                    other => panic!("expected a message, got {other:?}"),
+                }
+            }
+        }
+
+        /// Reads until the close; panics on anything but presence before it.
+        async fn close(&mut self) -> CloseReason {
+            loop {
+                match self.next().await {
+                    Outgoing::Close(reason) => return reason,
+                    Outgoing::Text(t) if t.as_str().contains(r#""type":"presence""#) => {}
+                    other => panic!("expected the close, got {other:?}"),
+                }
+            }
+        }
+
+        /// Stays responsive (as a browser answering pings would) for `d`.
+        async fn alive_for(&self, d: Duration) {
+            let step = Duration::from_secs(10);
+            let mut left = d;
+            while !left.is_zero() {
+                self.keepalive();
+                let now = step.min(left);
+                tokio::time::advance(now).await;
+                left -= now;
             }
         }
     }
 
-    fn connect(h: &Harness, id: NotebookId) -> Client {
+    fn connect(h: &Harness) -> Client {
         let (to_server, stream) = fmpsc::unbounded();
-        let (sink, from_server) = fmpsc::unbounded();
-        tokio::spawn(run(sink, stream, h.state.clone(), id, None));
+        let (mut out, from_server) = outbox(h.deps.limits.outbound_queue);
+        let (deps, id) = (h.deps.clone(), h.id);
+        tokio::spawn(async move { run(deps, id, None, stream, &mut out).await });
         Client {
             to_server,
             from_server,
         }
     }
 
-    async fn notebook(h: &Harness, owner: &str) -> NotebookId {
-        let owner = UserId::parse(owner).unwrap();
-        h.state
-            .store()
-            .create_notebook(&owner, "t", Default::default(), vec![])
-            .await
-            .unwrap()
-            .meta
-            .id
+    /// Connects and authenticates with a token of `lifetime` seconds.
+    async fn ready(h: &Harness, user: &str, lifetime: i64) -> (Client, Value) {
+        let mut client = connect(h);
+        let token = h.standin.token(user).lifetime(lifetime).sign();
+        client.send(json!({"type": "auth", "token": token}));
+        let ready = client.json().await;
+        assert_eq!(ready["type"], "ready", "{ready}");
+        (client, ready)
     }
 
-    #[tokio::test]
-    async fn silent_client_gets_nothing_then_4408() {
-        let h = harness(RealtimeLimits {
-            auth_timeout: Duration::from_millis(100),
-            ..Default::default()
-        })
-        .await;
-        let id = notebook(&h, "user_a").await;
-        let mut client = connect(&h, id);
-        // The very first thing the server writes is the close: no data before auth.
-        match client.next().await {
-            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), close::TIMEOUT),
-            other => panic!("expected close, got {other:?}"),
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_gets_nothing_then_4408_after_the_auth_timeout() {
+        let h = harness(RealtimeLimits::default());
+        let start = Instant::now();
+        let mut client = connect(&h);
+        // The very first thing the session queues is the close: no data before auth.
+        assert_eq!(client.next().await.close_code(), Some(4408));
+        assert_eq!(start.elapsed(), RealtimeLimits::default().auth_timeout);
     }
 
-    #[tokio::test]
-    async fn auth_ready_op_ack_and_broadcast() {
-        let h = harness(RealtimeLimits::default()).await;
-        let id = notebook(&h, "user_a").await;
-        let mut client = connect(&h, id);
-        client.send(json!({"type": "auth", "token": h.standin.token("user_a").sign()}));
-        let ready = client.next_of("ready").await;
-        assert_eq!(ready["version"], 0);
-        assert_eq!(ready["role"], "owner");
-        client.send(json!({"type": "cell.insert", "ref": "r1", "cell": {"cell_type": "code", "source": "1"}}));
-        let ack = client.next_of("ack").await;
+    #[tokio::test(start_paused = true)]
+    async fn auth_then_ready_then_op_then_ack() {
+        let h = harness(RealtimeLimits::default());
+        let (mut client, ready) = ready(&h, "user_a", 60).await;
         assert_eq!(
-            (ack["ref"].as_str(), ack["version"].as_i64()),
-            (Some("r1"), Some(1))
+            (&ready["version"], &ready["role"], &ready["epoch"]),
+            (&json!(0), &json!("owner"), &json!("e1"))
         );
-        let op = client.next_of("op").await;
-        assert_eq!(op["version"], 1);
-        assert_eq!(op["op"]["type"], "cell.insert");
+        assert_eq!(ready["notebook"]["title"], "t");
+        assert_eq!(ready["expires_in"], 60);
+        client.send(json!({"type": "notebook.rename", "ref": "r1", "title": "u"}));
+        let ack = client.json().await;
+        assert_eq!(ack, json!({"type": "ack", "ref": "r1", "version": 1}));
     }
 
-    #[tokio::test]
-    async fn stranger_is_closed_4403_and_bad_token_4401() {
-        let h = harness(RealtimeLimits::default()).await;
-        let id = notebook(&h, "user_a").await;
-        let mut stranger = connect(&h, id);
+    #[tokio::test(start_paused = true)]
+    async fn a_stranger_is_closed_4403_and_a_forged_token_4401() {
+        let h = harness(RealtimeLimits::default());
+        let mut stranger = connect(&h);
         stranger.send(json!({"type": "auth", "token": h.standin.token("user_b").sign()}));
-        assert!(
-            matches!(stranger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::FORBIDDEN)
+        assert_eq!(stranger.close().await, CloseReason::NoAccess);
+        let mut forger = connect(&h);
+        let forged = ClerkStandIn::new().token("user_a").sign();
+        forger.send(json!({"type": "auth", "token": forged}));
+        assert_eq!(forger.close().await, CloseReason::InvalidToken);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_viewers_op_is_forbidden_and_the_socket_stays() {
+        let h = harness(RealtimeLimits::default());
+        let (mut client, _) = ready(&h, "user_v", 60).await;
+        client.send(json!({"type": "notebook.rename", "ref": "r1", "title": "u"}));
+        let error = client.json().await;
+        assert_eq!(
+            (&error["code"], &error["ref"]),
+            (&json!("forbidden"), &json!("r1"))
         );
-        let mut forger = connect(&h, id);
-        forger.send(json!({"type": "auth", "token": ClerkStandIn::new().token("user_a").sign()}));
+        client.send(json!({"type": "ping"}));
+        assert_eq!(client.json().await, json!({"type": "pong"}));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unrefreshed_socket_closes_4401_between_exp_and_exp_plus_skew_and_grace() {
+        let h = harness(RealtimeLimits::default());
+        let token = h.standin.token("user_a").lifetime(20);
+        let exp_ms = token.claims()["exp"].as_i64().unwrap() * 1000;
+        let (start, wall_start) = (Instant::now(), unix_millis());
+        let mut client = connect(&h);
+        client.send(json!({"type": "auth", "token": token.sign()}));
+        assert_eq!(client.json().await["type"], "ready");
+        // Stays open up to exp (keeping up with pings meanwhile).
+        let until_exp = Duration::from_millis((exp_ms - wall_start - 1000).max(0) as u64);
+        client.alive_for(until_exp).await;
+        client.send(json!({"type": "ping"}));
+        assert_eq!(client.json().await, json!({"type": "pong"}));
+        // Then closes, by itself, at exp + skew + grace.
+        assert_eq!(client.close().await, CloseReason::TokenExpired);
+        let closed_ms = wall_start + start.elapsed().as_millis() as i64;
+        let grace = RealtimeLimits::default().expiry_grace;
         assert!(
-            matches!(forger.next().await, Message::Close(Some(f)) if u16::from(f.code) == close::UNAUTHENTICATED)
+            closed_ms >= exp_ms,
+            "closed {} ms before exp",
+            exp_ms - closed_ms
+        );
+        let latest = exp_ms + (SKEW + grace).as_millis() as i64;
+        assert!(closed_ms <= latest, "closed {} ms late", closed_ms - latest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_keeps_the_socket_past_the_first_tokens_deadline() {
+        let h = harness(RealtimeLimits::default());
+        let (mut client, _) = ready(&h, "user_a", 20).await;
+        let fresh = h.standin.token("user_a").lifetime(3600).sign();
+        client.send(json!({"type": "auth", "token": fresh}));
+        let ok = client.json().await;
+        assert_eq!(ok, json!({"type": "auth.ok", "expires_in": 3600}));
+        // Well past the first token's exp + skew + grace.
+        client.alive_for(Duration::from_secs(60)).await;
+        client.send(json!({"type": "ping"}));
+        assert_eq!(client.json().await, json!({"type": "pong"}));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refresh_for_another_user_closes_4403() {
+        let h = harness(RealtimeLimits::default());
+        let (mut client, _) = ready(&h, "user_a", 60).await;
+        let other = h.standin.token("user_v").sign();
+        client.send(json!({"type": "auth", "token": other}));
+        assert_eq!(client.close().await, CloseReason::UserMismatch);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_answering_pings_is_closed_4408_after_the_pong_timeout() {
+        let limits = RealtimeLimits::default();
+        let h = harness(limits.clone());
+        let (mut client, _) = ready(&h, "user_a", 3600).await;
+        let start = Instant::now();
+        assert_eq!(client.close().await, CloseReason::NoPong);
+        let elapsed = start.elapsed();
+        assert!(elapsed >= limits.pong_timeout, "{elapsed:?}");
+        assert!(
+            elapsed <= limits.pong_timeout + limits.ping_interval,
+            "{elapsed:?}"
         );
     }
-}
 
-#[cfg(test)]
-mod fragment_tests {
-    use super::*;
+    #[tokio::test(start_paused = true)]
+    async fn ops_over_the_rate_for_too_long_close_4429() {
+        let h = harness(RealtimeLimits {
+            ops_per_sec: 0.1,
+            burst: 1.0,
+            ..RealtimeLimits::default()
+        });
+        let (mut client, _) = ready(&h, "user_a", 3600).await;
+        let rename = |r: &str| json!({"type": "notebook.rename", "ref": r, "title": "x"});
+        client.send(rename("r0"));
+        assert_eq!(client.json().await["type"], "ack");
+        client.send(rename("r1"));
+        assert_eq!(client.json().await["code"], "rate_limited");
+        // Refused for the whole close-after time (5 s by default): closed.
+        tokio::time::advance(Duration::from_millis(900)).await;
+        client.send(rename("r2"));
+        assert_eq!(client.json().await["code"], "rate_limited");
+        client.keepalive();
+        tokio::time::advance(Duration::from_millis(4_100)).await;
+        client.send(rename("r3"));
+        assert_eq!(client.close().await, CloseReason::TooManyOps);
+    }
 
-    #[tokio::test]
-    async fn large_texts_go_out_as_bounded_fragments() {
-        let text = "é".repeat(5000); // 10,000 bytes, multi-byte chars split across frames
-        let mut frames: Vec<Message> = Vec::new();
-        send_fragmented(&mut frames, Message::Text(text.clone().into()))
-            .await
-            .unwrap();
-        assert_eq!(frames.len(), 3);
-        let mut joined = Vec::new();
-        for (i, m) in frames.iter().enumerate() {
-            let Message::Frame(f) = m else {
-                panic!("raw frames expected")
-            };
-            assert!(f.payload().len() <= MAX_FRAME);
-            assert_eq!(f.header().is_final, i == 2);
-            let want = if i == 0 { Data::Text } else { Data::Continue };
-            assert_eq!(f.header().opcode, OpCode::Data(want));
-            joined.extend_from_slice(f.payload());
+    impl Outgoing {
+        fn close_code(&self) -> Option<u16> {
+            match self {
+                Outgoing::Close(reason) => Some(reason.code()),
+                _ => None,
+            }
         }
-        assert_eq!(joined, text.as_bytes());
-        // Small messages are untouched.
-        let mut small: Vec<Message> = Vec::new();
-        send_fragmented(&mut small, Message::Text("hi".into()))
-            .await
-            .unwrap();
-        assert!(matches!(&small[..], [Message::Text(t)] if t.as_str() == "hi"));
     }
 }

@@ -30,6 +30,19 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Runs `wait` with tokio time paused, then lets time run again. While
+/// paused, the clock jumps to the next timer as soon as everything in this
+/// (current-thread) runtime is idle, so a wait for one of the server's timers
+/// (auth timeout, pings, token expiry) takes no real time. Only for waits in
+/// which the server does no database work: the store's worker threads are
+/// outside the runtime, and the clock would jump while they work.
+pub async fn on_paused_time<F: std::future::Future>(wait: F) -> F::Output {
+    tokio::time::pause();
+    let out = wait.await;
+    tokio::time::resume();
+    out
+}
+
 /// The origin the test server allows.
 pub const ALLOWED_ORIGIN: &str = "http://app.test";
 
