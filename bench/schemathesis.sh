@@ -83,6 +83,12 @@ checks.positive_data_acceptance.expected-statuses = [$POSITIVE, "400"]
 include-operation-id = "patchNotebook"
 checks.positive_data_acceptance.expected-statuses = [$POSITIVE, "412"]
 
+# The upgrade's success is 101 Switching Protocols.
+[[operations]]
+include-operation-id = "notebookWebSocket"
+checks.not_a_server_error.expected-statuses = ["101", "2xx", "3xx", "4xx"]
+checks.positive_data_acceptance.expected-statuses = [$POSITIVE, "101"]
+
 # quire dev runs without CLERK_WEBHOOK_SECRET, so the webhook answers its
 # documented 503 (with a secret, no fuzzer could sign a request: 400).
 [[operations]]
