@@ -447,7 +447,7 @@ pub async fn import_ipynb(
 pub struct Ipynb {
     #[schema(minimum = 4, maximum = 4)]
     nbformat: i64,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     nbformat_minor: i64,
     /// Top-level metadata (`metadata.title` names an import), kept for round trips.
     #[schema(value_type = Object, required = false)]
@@ -479,7 +479,8 @@ pub struct IpynbCodeCell {
     /// nbformat outputs, each with an `output_type`.
     #[schema(value_type = Vec<IpynbOutput>, required = false)]
     outputs: Option<Vec<Value>>,
-    #[schema(required = false)]
+    /// An integer or null (read as a signed 64-bit integer).
+    #[schema(required = false, minimum = -9223372036854775807_i64, maximum = 9223372036854775807_i64)]
     execution_count: Option<i64>,
     /// Ignored on code cells.
     #[schema(value_type = Value, required = false)]
