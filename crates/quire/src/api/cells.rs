@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::extract::{ApiJson, Caller};
+use super::extract::{whole_number, whole_number_opt, ApiJson, Caller};
 use super::notebooks::authorize;
 use super::openapi::{
     BadRequest, CellPath, Conflict, Forbidden, Internal, NotFound, NotebookPath, PayloadTooLarge,
@@ -48,6 +48,7 @@ pub struct InsertCell {
     metadata: Option<Map<String, Value>>,
     /// 0-based position, at most the number of cells; absent appends. Past the end: 400.
     #[schema(value_type = Option<u32>, minimum = 0, maximum = 5000)]
+    #[serde(default, deserialize_with = "whole_number_opt")]
     index: Option<usize>,
 }
 
@@ -122,6 +123,7 @@ pub struct UpdateCell {
     #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     /// The cell version this edit is based on; stale -> 409 with `current`.
+    #[serde(default, deserialize_with = "whole_number_opt")]
     base_version: Option<i64>,
 }
 
@@ -208,6 +210,7 @@ pub async fn delete(
 pub struct MoveCell {
     /// The cell's 0-based position after the move, below the number of cells (400 otherwise).
     #[schema(value_type = u32, minimum = 0, maximum = 4999)]
+    #[serde(deserialize_with = "whole_number")]
     index: usize,
 }
 

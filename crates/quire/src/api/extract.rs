@@ -5,7 +5,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use clerk_auth::Principal;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
 use crate::notebook::model::{NotebookId, UserId};
@@ -76,4 +77,41 @@ pub fn notebook_id(raw: &str) -> Result<NotebookId, ApiError> {
         code: "invalid_id",
         message: "the notebook id is not valid".into(),
     })
+}
+
+/// An integer member, read as JSON Schema (and so the OpenAPI document)
+/// defines one: any number with no fractional part, `3.0` included.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    to_whole(&number).ok_or_else(|| D::Error::custom("expected an integer in range"))
+}
+
+/// [`whole_number`] for optional members (`null` is absent).
+pub fn whole_number_opt<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(number) => to_whole(&number)
+            .map(Some)
+            .ok_or_else(|| D::Error::custom("expected an integer in range")),
+    }
+}
+
+fn to_whole<T: TryFrom<i64>>(number: &serde_json::Number) -> Option<T> {
+    // Beyond 2^53 a float is not an exact integer any more.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let value = number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| f as i64)
+    })?;
+    T::try_from(value).ok()
 }

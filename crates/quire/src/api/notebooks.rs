@@ -432,7 +432,7 @@ pub async fn import_ipynb(
 pub struct Ipynb {
     #[schema(minimum = 4, maximum = 4)]
     nbformat: i64,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     nbformat_minor: i64,
     /// Top-level metadata (`metadata.title` names an import), kept for round trips.
     #[schema(value_type = Object, required = false)]
@@ -441,25 +441,58 @@ pub struct Ipynb {
 }
 
 /// One nbformat cell; members a cell type does not have are ignored.
-#[derive(ToSchema)]
+#[derive(serde::Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
-pub struct IpynbCell {
-    cell_type: crate::notebook::model::CellType,
+pub enum IpynbCell {
+    Code(IpynbCodeCell),
+    Text(IpynbTextCell),
+}
+
+/// A code cell of an .ipynb.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IpynbCodeCell {
+    cell_type: super::views::CodeType,
     /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
-    id: Option<String>,
-    /// A string, or a list of lines joined as they are.
+    #[schema(value_type = Value, required = false)]
+    id: Option<Value>,
     #[schema(value_type = IpynbSource, required = false)]
     source: Option<Value>,
     #[schema(value_type = Object, required = false)]
     metadata: Option<Map<String, Value>>,
-    /// Code cells: nbformat outputs, each with an `output_type`.
+    /// nbformat outputs, each with an `output_type`.
     #[schema(value_type = Vec<IpynbOutput>, required = false)]
     outputs: Option<Vec<Value>>,
-    /// Code cells.
+    /// An integer or null (read as a signed 64-bit integer).
+    #[schema(required = false, minimum = -9223372036854775807_i64, maximum = 9223372036854775807_i64)]
     execution_count: Option<i64>,
-    /// Markdown and raw cells.
-    #[schema(value_type = Option<Object>)]
+    /// Ignored on code cells.
+    #[schema(value_type = Value, required = false)]
     attachments: Option<Value>,
+}
+
+/// A markdown or raw cell of an .ipynb.
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct IpynbTextCell {
+    cell_type: super::views::TextType,
+    /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
+    #[schema(value_type = Value, required = false)]
+    id: Option<Value>,
+    #[schema(value_type = IpynbSource, required = false)]
+    source: Option<Value>,
+    #[schema(value_type = Object, required = false)]
+    metadata: Option<Map<String, Value>>,
+    /// nbformat attachments, kept for round trips.
+    #[schema(value_type = Option<Object>, required = false)]
+    attachments: Option<Value>,
+    /// Ignored on text cells.
+    #[schema(value_type = Value, required = false)]
+    outputs: Option<Value>,
+    /// Ignored on text cells.
+    #[schema(value_type = Value, required = false)]
+    execution_count: Option<Value>,
 }
 
 /// A cell source: one string or a list of strings.
