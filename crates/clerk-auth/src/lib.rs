@@ -12,13 +12,16 @@
 //! `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
 //! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
 
+mod backend;
 mod cache;
 mod claims;
+mod clock;
 pub mod config;
 mod error;
 mod json;
 pub mod jwks;
 mod keys;
+mod machine;
 mod principal;
 mod remote;
 mod token;
@@ -29,9 +32,12 @@ pub mod extract;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{issuer_from_publishable_key, KeySource, RemoteOptions, VerifierConfig};
+pub use clock::Clock;
+pub use config::{
+    issuer_from_publishable_key, KeySource, MachineConfig, RemoteOptions, VerifierConfig,
+};
 pub use error::{AuthError, ConfigError, PublicCode};
-pub use principal::{Actor, Org, Principal};
+pub use principal::{Actor, Org, Principal, SubjectKind, TokenKind, NEVER_EXPIRES};
 pub use verifier::Verifier;
 
 /// Header `cat` value Clerk puts on session tokens.

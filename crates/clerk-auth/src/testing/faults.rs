@@ -16,7 +16,7 @@ use super::server::clerk_error;
 /// Size of the [`Fault::Huge`] body: far above any sane JWKS size cap.
 const HUGE_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// How a route misbehaves; set with `set_jwks_fault` / `set_verify_fault`.
+/// How a route misbehaves; set with `set_fault` (or `set_jwks_fault` / `set_verify_fault`).
 #[derive(Clone, Debug, Default)]
 pub enum Fault {
     /// Answer normally.
@@ -34,6 +34,9 @@ pub enum Fault {
     Garbage,
     /// 200 with ~10 MiB of JSON-looking bytes; tests response size caps.
     Huge,
+    /// The next `n` requests get the inner fault, later ones answer
+    /// normally (e.g. one 429, then success: a retry that recovers).
+    Times(u32, Box<Fault>),
 }
 
 /// Applies `fault`: `Some(response)` replaces the normal answer, `None` means
@@ -53,6 +56,8 @@ pub(super) async fn apply(fault: Fault) -> Option<Response> {
         }
         Fault::Garbage => Some(json_ok(Bytes::from_static(b"not json{{{"))),
         Fault::Huge => Some(json_ok(huge_body())),
+        // Unwrapped by the stand-in when it takes the fault; nested ones apply their inner fault.
+        Fault::Times(_, inner) => Box::pin(apply(*inner)).await,
     }
 }
 

@@ -350,7 +350,10 @@ async fn clients_verify_reports_registry_status() {
     assert_eq!(client["sessions"][0]["status"], "ended");
 
     let forged = clerk.token("user_a").sign_with(&ClerkStandIn::new()).sign();
-    let expired = clerk.token("user_a").issued_at(now_secs() - 120).sign();
+    let expired = clerk
+        .token("user_a")
+        .issued_at(clerk.now_secs() - 120)
+        .sign();
     for bad in [forged.as_str(), expired.as_str(), "not-a-token"] {
         let (status, body) = post_verify(&base, &secret, bad).await;
         assert_eq!(
