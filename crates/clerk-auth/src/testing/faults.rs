@@ -4,7 +4,7 @@
 //! `Retry-After`, known keys keep working, bounded retries on 429/5xx, size
 //! caps, timeouts); each [`Fault`] reproduces one such misbehaviour on demand.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -37,6 +37,37 @@ pub enum Fault {
     /// The next `n` requests get the inner fault, later ones answer
     /// normally (e.g. one 429, then success: a retry that recovers).
     Times(u32, Box<Fault>),
+    /// Hold each request until the [`Gate`] opens, then answer normally:
+    /// keeps a call in flight for exactly as long as a test needs, no sleep.
+    Held(Gate),
+}
+
+/// A gate requests wait at under [`Fault::Held`]; opened once, stays open.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Gate(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Lets every held and future request through.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so waiting cannot fail.
+        let _ = open.wait_for(|is_open| *is_open).await;
+    }
 }
 
 /// Applies `fault`: `Some(response)` replaces the normal answer, `None` means
@@ -58,6 +89,10 @@ pub(super) async fn apply(fault: Fault) -> Option<Response> {
         Fault::Huge => Some(json_ok(huge_body())),
         // Unwrapped by the stand-in when it takes the fault; nested ones apply their inner fault.
         Fault::Times(_, inner) => Box::pin(apply(*inner)).await,
+        Fault::Held(gate) => {
+            gate.passed().await;
+            None
+        }
     }
 }
 

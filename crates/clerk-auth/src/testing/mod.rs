@@ -20,7 +20,7 @@ mod server;
 #[cfg(test)]
 mod tests;
 
-pub use faults::Fault;
+pub use faults::{Fault, Gate};
 pub use mint::TokenBuilder;
 
 use std::collections::HashMap;
