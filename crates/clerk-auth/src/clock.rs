@@ -3,17 +3,21 @@
 //! Everything time-dependent in this crate (the verifier's `now` for
 //! `exp`/`nbf`/`iat`, the JWKS TTL and cooldown, the verified-token cache, the
 //! remote and machine-token caches and their retry waits, and the stand-in's
-//! own idea of "now") asks a `Clock`. Production uses [`Clock::system`]. Tests
-//! use [`Clock::test`], which follows tokio's clock (so it works under paused
-//! time) plus an offset the test moves with [`Clock::advance`]; a
-//! [`Clock::sleep`] on a test clock advances the offset instead of waiting.
+//! own idea of "now") asks a `Clock`. Production uses [`Clock::system`].
+//! Tests use [`Clock::test`], frozen until the test moves it with
+//! [`Clock::advance`], or [`Clock::tokio`], which follows tokio's clock (real
+//! or paused) plus such advances. A [`Clock::sleep`] on either test clock
+//! advances it instead of waiting.
 //!
-//! Why an explicit offset rather than tokio's paused time alone: the caches
-//! are exercised through real loopback HTTP, and with paused time tokio
+//! Why a frozen clock rather than tokio's paused time for the caches' tests:
+//! they go through real loopback HTTP, and with paused time tokio
 //! auto-advances to the next timer whenever the runtime waits for I/O, which
-//! fires reqwest's request timeouts spuriously (seanmonstar/reqwest#2783).
-//! An offset that only the test (or our own retry wait) moves never races the
-//! network, and the run takes no real seconds.
+//! fires reqwest's request timeouts spuriously (seanmonstar/reqwest#2783);
+//! and a clock that flows with real time makes "still within the 200 ms
+//! cooldown" depend on how loaded the machine is. A clock only the test (or
+//! our own retry wait) moves never races the network, and the run takes no
+//! real seconds. [`Clock::tokio`] is for callers without network in the
+//! loop who already drive everything else with paused tokio time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -29,7 +33,9 @@ pub struct Clock {
 #[derive(Debug)]
 struct TestClock {
     wall_start: SystemTime,
-    mono_start: tokio::time::Instant,
+    /// Set for [`Clock::tokio`]: tokio's clock flows into this one.
+    tokio_start: Option<tokio::time::Instant>,
+    mono_start: Instant,
     /// Milliseconds added by `advance` and by virtual sleeps.
     offset_ms: AtomicU64,
 }
@@ -40,18 +46,29 @@ impl Clock {
         Clock { test: None }
     }
 
-    /// A test clock starting at the current wall time, driven by tokio's
-    /// clock (real or paused) plus [`advance`](Self::advance).
+    /// A test clock frozen at the current wall time; only
+    /// [`advance`](Self::advance) and [`sleep`](Self::sleep) move it.
     pub fn test() -> Self {
         Self::test_at(SystemTime::now())
     }
 
-    /// A test clock whose wall time starts at `start`.
+    /// A frozen test clock whose wall time starts at `start`.
     pub fn test_at(start: SystemTime) -> Self {
+        Self::new_test(start, None)
+    }
+
+    /// A test clock starting now that follows tokio's clock (so, under
+    /// `tokio::time::pause`, tokio's virtual time) plus [`advance`](Self::advance).
+    pub fn tokio() -> Self {
+        Self::new_test(SystemTime::now(), Some(tokio::time::Instant::now()))
+    }
+
+    fn new_test(wall_start: SystemTime, tokio_start: Option<tokio::time::Instant>) -> Self {
         Clock {
             test: Some(Arc::new(TestClock {
-                wall_start: start,
-                mono_start: tokio::time::Instant::now(),
+                wall_start,
+                tokio_start,
+                mono_start: Instant::now(),
                 offset_ms: AtomicU64::new(0),
             })),
         }
@@ -88,7 +105,7 @@ impl Clock {
     pub fn instant(&self) -> Instant {
         match &self.test {
             None => Instant::now(),
-            Some(t) => t.mono_start.into_std() + t.elapsed(),
+            Some(t) => t.mono_start + t.elapsed(),
         }
     }
 
@@ -108,7 +125,8 @@ impl Clock {
 
 impl TestClock {
     fn elapsed(&self) -> Duration {
-        self.mono_start.elapsed() + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+        let flowed = self.tokio_start.map_or(Duration::ZERO, |t| t.elapsed());
+        flowed + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
     }
 }
 
@@ -125,20 +143,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn test_clock_moves_when_told_or_slept() {
+    async fn test_clock_moves_only_when_told_or_slept() {
         let start = UNIX_EPOCH + Duration::from_secs(1_000_000);
         let clock = Clock::test_at(start);
         let (wall, mono) = (clock.unix_ms(), clock.instant());
-        assert!(wall >= 1_000_000_000);
+        assert_eq!(wall, 1_000_000_000);
         clock.advance(Duration::from_secs(30));
-        assert!(clock.unix_ms() >= wall + 30_000);
+        assert_eq!(clock.unix_ms(), wall + 30_000);
         clock.sleep(Duration::from_millis(1500)).await;
-        assert!(clock.unix_ms() >= wall + 31_500);
-        assert!(clock.instant() - mono >= Duration::from_millis(31_500));
+        assert_eq!(clock.unix_ms(), wall + 31_500);
+        assert_eq!(clock.instant() - mono, Duration::from_millis(31_500));
         // Clones share the offset.
-        let before = clock.unix_ms();
         clock.clone().advance(Duration::from_secs(1));
-        assert!(clock.unix_ms() >= before + 1000);
+        assert_eq!(clock.unix_ms(), wall + 32_500);
+    }
+
+    #[tokio::test]
+    async fn tokio_clock_follows_tokio_time() {
+        let clock = Clock::tokio();
+        let before = clock.unix_ms();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(clock.unix_ms() >= before + 20);
+        clock.advance(Duration::from_secs(5));
+        assert!(clock.unix_ms() >= before + 5_020);
     }
 
     #[test]

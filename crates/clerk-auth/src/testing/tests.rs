@@ -256,7 +256,7 @@ async fn hang_fault_does_not_block_other_routes() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    clerk.wait_for_requests(Endpoint::Jwks, 1).await;
     let token = clerk.token("user_1").sign();
     assert_eq!(post_verify(&base, &clerk.secret_key(), &token).await.0, 200);
     let err = hanging
