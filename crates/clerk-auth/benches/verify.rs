@@ -8,6 +8,9 @@
 //! - `valid_pem` / `valid_jwks_warm`: a full successful `verify` in PEM mode
 //!   and in JWKS mode with a warm cache (the stand-in is served on the same
 //!   runtime, one warm-up verify fills the cache, no fetch happens after);
+//! - `valid_api_key_warm`: an API key (`ak_...`) with its verification
+//!   cached (one warm-up call to the stand-in's `/v1/api_keys/verify`, none
+//!   after), next to the session-token figures;
 //! - `reject_*`: the refusal paths an attacker can trigger for free.
 //!
 //! Run: `cargo bench -p clerk-auth --bench verify -- --warm-up-time 1 --measurement-time 3`
@@ -19,8 +22,10 @@ use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use clerk_auth::config::JwksOptions;
-use clerk_auth::testing::ClerkStandIn;
-use clerk_auth::{AuthError, KeySource, Verifier, VerifierConfig, MAX_TOKEN_BYTES};
+use clerk_auth::testing::{ClerkStandIn, Endpoint};
+use clerk_auth::{
+    AuthError, KeySource, MachineConfig, RemoteOptions, Verifier, VerifierConfig, MAX_TOKEN_BYTES,
+};
 use criterion::{criterion_group, criterion_main, Criterion};
 use secrecy::SecretString;
 use serde_json::json;
@@ -60,6 +65,18 @@ fn bench_verify(c: &mut Criterion) {
     let pem_verifier = Verifier::new(KeySource::Pem(clerk.public_key_pem()), config.clone())
         .expect("PEM verifier");
     let api_url = rt.block_on(clerk.serve());
+    // JWKS keys and machine-token answers both stay cached for the whole run.
+    let config = VerifierConfig {
+        machine: Some(MachineConfig::new(
+            &api_url,
+            SecretString::from(clerk.secret_key()),
+        )),
+        remote: RemoteOptions {
+            cache_ttl: LONG,
+            ..RemoteOptions::default()
+        },
+        ..config
+    };
     let jwks_verifier = Verifier::new(
         KeySource::Jwks {
             api_url,
@@ -68,6 +85,7 @@ fn bench_verify(c: &mut Criterion) {
         config,
     )
     .expect("JWKS verifier");
+    let api_key = clerk.mint_api_key("user_bench", &["notebooks:read"]);
 
     // Tokens: one valid, and one per rejection path.
     let valid = clerk.token("user_bench").lifetime(3600).sign();
@@ -116,6 +134,10 @@ fn bench_verify(c: &mut Criterion) {
             .verify(&valid)
             .await
             .expect("JWKS warm-up verify");
+        jwks_verifier
+            .verify(&api_key)
+            .await
+            .expect("API key warm-up verify");
         pem_verifier.verify(&valid).await.expect("PEM verify");
         let cases: [(&Verifier, &str, AuthError); 6] = [
             (&jwks_verifier, &unknown_kid, AuthError::UnknownKid),
@@ -144,9 +166,10 @@ fn bench_verify(c: &mut Criterion) {
                 .is_ok()
         })
     });
-    let async_cases: [(&str, &Verifier, &str); 8] = [
+    let async_cases: [(&str, &Verifier, &str); 9] = [
         ("valid_pem", &pem_verifier, &valid),
         ("valid_jwks_warm", &jwks_verifier, &valid),
+        ("valid_api_key_warm", &jwks_verifier, &api_key),
         ("reject_unknown_kid_jwks", &jwks_verifier, &unknown_kid),
         ("reject_bad_shape_2_segments", &pem_verifier, &two_segments),
         ("reject_bad_alg_hs256", &pem_verifier, &bad_alg),
@@ -170,6 +193,11 @@ fn bench_verify(c: &mut Criterion) {
         jwks.fetch_count(),
         1,
         "no JWKS fetch during measurement (warm cache, long cooldown)"
+    );
+    assert_eq!(
+        clerk.requests(Endpoint::ApiKeys),
+        1,
+        "no API key verification call during measurement (warm cache)"
     );
 }
 
