@@ -31,12 +31,18 @@
 //! `expiration` at or before now (no clock skew: the expiration is Clerk's own
 //! clock, not a claim minted elsewhere). All of these are `invalid_token`.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{BackendApi, Endpoint, TokenCache};
 use crate::config::{MachineConfig, RemoteOptions};
 use crate::principal::{SubjectKind, NEVER_EXPIRES};
 use crate::{AuthError, Clock, Principal, TokenKind, MAX_TOKEN_BYTES};
+
+/// Longest a machine token's answer is trusted (DESIGN.md: at most 30 s),
+/// whatever `RemoteOptions::cache_ttl` says: revocation must show quickly.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// Prefixes Clerk gives machine tokens, with their kind.
 const PREFIXES: [(&str, TokenKind); 3] = [
@@ -122,7 +128,13 @@ impl MachineVerifier {
                 "m2m_tokens.verify",
                 m2m_var,
             ),
-            cache: TokenCache::new(&options, clock.clone()),
+            cache: TokenCache::new(
+                &RemoteOptions {
+                    cache_ttl: options.cache_ttl.min(MAX_CACHE_TTL),
+                    ..options.clone()
+                },
+                clock.clone(),
+            ),
             api: BackendApi::new(options, clock),
         }
     }

@@ -251,6 +251,28 @@ async fn one_upstream_call_per_token_per_thirty_seconds() {
     assert_eq!(s.standin.requests(Endpoint::ApiKeys), 3);
 }
 
+#[tokio::test]
+async fn a_longer_configured_ttl_still_trusts_machine_tokens_30_s_at_most() {
+    let s = setup().await;
+    let machine = MachineConfig::new(&s.api_url, s.standin.secret_key().into());
+    let config = VerifierConfig {
+        machine: Some(machine),
+        remote: RemoteOptions {
+            cache_ttl: Duration::from_secs(300),
+            ..RemoteOptions::default()
+        },
+        clock: s.clock.clone(),
+        ..VerifierConfig::default()
+    };
+    let v = Verifier::new(KeySource::Pem(s.standin.public_key_pem()), config).unwrap();
+    let token = s.standin.mint_api_key(USER, &[]);
+    v.verify(&token).await.unwrap();
+    s.standin.revoke(&token);
+    s.clock.advance(Duration::from_secs(30));
+    assert_invalid(v.verify(&token).await, AuthError::MachineTokenRevoked);
+    assert_eq!(s.standin.requests(Endpoint::ApiKeys), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_first_requests_make_one_upstream_call() {
     let s = setup().await;
