@@ -136,10 +136,6 @@ fn bench_verify(c: &mut Criterion) {
             .verify(&valid)
             .await
             .expect("JWKS warm-up verify");
-        machine_verifier
-            .verify(&api_key)
-            .await
-            .expect("API key warm-up verify");
         pem_verifier.verify(&valid).await.expect("PEM verify");
         let cases: [(&Verifier, &str, AuthError); 6] = [
             (&jwks_verifier, &unknown_kid, AuthError::UnknownKid),
@@ -168,10 +164,9 @@ fn bench_verify(c: &mut Criterion) {
                 .is_ok()
         })
     });
-    let async_cases: [(&str, &Verifier, &str); 9] = [
+    let async_cases: [(&str, &Verifier, &str); 8] = [
         ("valid_pem", &pem_verifier, &valid),
         ("valid_jwks_warm", &jwks_verifier, &valid),
-        ("valid_api_key_warm", &machine_verifier, &api_key),
         ("reject_unknown_kid_jwks", &jwks_verifier, &unknown_kid),
         ("reject_bad_shape_2_segments", &pem_verifier, &two_segments),
         ("reject_bad_alg_hs256", &pem_verifier, &bad_alg),
@@ -183,11 +178,22 @@ fn bench_verify(c: &mut Criterion) {
             &bad_sig_high,
         ),
     ];
-    for (name, verifier, token) in async_cases {
-        group.bench_function(name, |b| {
-            b.to_async(&rt)
-                .iter(|| async { verifier.verify(black_box(token)).await })
-        });
+    for (name, verifier, token) in async_cases.into_iter().take(2) {
+        bench_async(&mut group, &rt, name, verifier, token);
+    }
+    // Warmed right before it is measured: moka's real-time bound (30 s)
+    // would otherwise drop the answer during the earlier cases.
+    rt.block_on(machine_verifier.verify(&api_key))
+        .expect("API key warm-up verify");
+    bench_async(
+        &mut group,
+        &rt,
+        "valid_api_key_warm",
+        &machine_verifier,
+        &api_key,
+    );
+    for (name, verifier, token) in async_cases.into_iter().skip(2) {
+        bench_async(&mut group, &rt, name, verifier, token);
     }
     group.finish();
 
@@ -201,6 +207,20 @@ fn bench_verify(c: &mut Criterion) {
         1,
         "no API key verification call during measurement (warm cache)"
     );
+}
+
+/// One `verify` case of the group, on the bench's runtime.
+fn bench_async(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    verifier: &Verifier,
+    token: &str,
+) {
+    group.bench_function(name, |b| {
+        b.to_async(rt)
+            .iter(|| async { verifier.verify(black_box(token)).await })
+    });
 }
 
 criterion_group!(benches, bench_verify);
