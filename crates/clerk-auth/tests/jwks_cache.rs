@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use clerk_auth::config::JwksOptions;
-use clerk_auth::testing::{ClerkStandIn, Fault};
+use clerk_auth::testing::{ClerkStandIn, Endpoint, Fault, Gate};
 use clerk_auth::{
     AuthError, Clock, KeySource, PublicCode, Verifier, VerifierConfig, SESSION_TOKEN_CATEGORY,
 };
@@ -330,8 +330,9 @@ async fn hanging_jwks_times_out_to_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cold_callers_share_one_fetch() {
     let (standin, verifier) = setup(VerifierConfig::default()).await;
-    // A slow JWKS keeps the one fetch in flight while the others arrive.
-    standin.set_jwks_fault(Fault::Slow(Duration::from_millis(300)));
+    // A held JWKS keeps the one fetch in flight while the others arrive.
+    let gate = Gate::new();
+    standin.set_jwks_fault(Fault::Held(gate.clone()));
     let token = Arc::new(standin.token(USER).sign());
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let tasks: Vec<_> = (0..100)
@@ -343,6 +344,8 @@ async fn concurrent_cold_callers_share_one_fetch() {
             })
         })
         .collect();
+    standin.wait_for_requests(Endpoint::Jwks, 1).await;
+    gate.open();
     for task in tasks {
         let p = tokio::time::timeout(HANG_GUARD, task)
             .await
