@@ -1,21 +1,21 @@
-//! Verification of Clerk tokens, done once and done right.
+//! Verification of Clerk session tokens, done once and done right.
 //!
 //! The whole crate exists for one call: [`Verifier::verify`], which turns the
 //! bearer token of an HTTP request or a WebSocket into a [`Principal`] or a
-//! precise [`AuthError`]. Session tokens never cost a network call per
-//! request: the public key comes from a PEM (`CLERK_JWT_KEY`) or from Clerk's
-//! JWKS, cached by [`jwks::JwksCache`]. The checks follow DESIGN.md
+//! precise [`AuthError`]. It never makes a network call per request: the
+//! public key comes from a PEM (`CLERK_JWT_KEY`) or from Clerk's JWKS, cached
+//! by [`jwks::JwksCache`]. The checks follow quire's DESIGN.md
 //! ("Authentication contract") in order, and everything cheap (size, shape,
-//! header, key lookup) happens before the RSA signature check. Machine tokens
-//! (`ak_` API keys, `oat_` OAuth access tokens, `mt_` M2M tokens; see
-//! [`MachineConfig`]) are recognised by prefix and checked by Clerk's Backend
-//! API, with answers cached briefly. Time is read from an injectable
-//! [`Clock`].
+//! header, key lookup) happens before the RSA signature check.
 //!
 //! Features: `axum` adds an extractor and token extraction from requests;
 //! `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
-//! RS256 session tokens and machine tokens and serves `/v1/jwks`,
-//! `/v1/clients/verify` and the machine-token verify routes.
+//! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
+//!
+//! Machine tokens (`ak_` API keys, `oat_` OAuth access tokens, `mt_` M2M
+//! tokens; see [`MachineConfig`]) are recognised by prefix and checked by
+//! Clerk's Backend API, answers cached briefly; the stand-in mints them and
+//! serves their verify routes too. Time is read from an injectable [`Clock`].
 
 mod backend;
 mod cache;
