@@ -4,8 +4,10 @@
 //! Keyed by a hash of the whole token, and every hit compares the whole
 //! token byte for byte, so a collision or an edited token can never borrow
 //! another token's result. Entries expire when their token does (`exp` +
-//! skew); memory is bounded by the entry count. Revocation is the caller's
-//! business and must be consulted on every hit (quire does).
+//! skew) by the `now` the verifier passes in (its [`Clock`](crate::Clock));
+//! moka's own real-time expiry only bounds memory, as does the entry count.
+//! Revocation is the caller's business and must be consulted on every hit
+//! (quire does).
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;

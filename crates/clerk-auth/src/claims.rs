@@ -7,7 +7,7 @@
 use serde::Deserialize;
 
 use crate::json::{check_object, ObjectError};
-use crate::{Actor, AuthError, Org, Principal, VerifierConfig};
+use crate::{Actor, AuthError, Org, Principal, TokenKind, VerifierConfig};
 
 /// Latest `exp`/`nbf`/`iat` we accept: 9999-12-31. Beyond it is garbage.
 const MAX_NUMERIC_DATE: i64 = 253_402_300_799;
@@ -88,11 +88,14 @@ pub(crate) fn principal_from_payload(
     let not_before = claims.nbf.max(claims.iat);
     Ok(Verified {
         principal: Principal {
+            subject: user_id.clone(),
             user_id,
             session_id,
             org,
             actor: claims.act,
             expires_at: exp,
+            kind: TokenKind::Session,
+            scopes: Vec::new(),
         },
         not_before,
     })
@@ -100,9 +103,13 @@ pub(crate) fn principal_from_payload(
 
 /// `exp` required; skew applies to `exp`, `nbf` and `iat` alike (Clerk's
 /// comparisons: expired when `exp <= now - skew`, early when `nbf > now + skew`).
+/// A negative `exp` is a time before 1970: expired like any past `exp`.
 fn check_times(c: &Claims, config: &VerifierConfig, now_ms: i64) -> Result<i64, AuthError> {
     let skew = config.clock_skew.as_millis() as i64;
     let exp = c.exp.ok_or(AuthError::InvalidClaims("exp missing"))?;
+    if exp < 0 {
+        return Err(AuthError::Expired);
+    }
     for t in [Some(exp), c.nbf, c.iat].into_iter().flatten() {
         if !(0..=MAX_NUMERIC_DATE).contains(&t) {
             return Err(AuthError::InvalidClaims("time out of range"));

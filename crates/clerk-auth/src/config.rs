@@ -7,7 +7,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine;
 use secrecy::SecretString;
 
-use crate::ConfigError;
+use crate::{Clock, ConfigError};
 
 /// Where verification keys come from.
 #[derive(Clone)]
@@ -79,10 +79,56 @@ pub struct VerifierConfig {
     /// Entries of the verified-token cache (0 = off): a token that verified
     /// is not RSA-checked again until it expires.
     pub verified_cache_capacity: u64,
+    /// Tuning of every Backend API verification (clients.verify and machine
+    /// tokens): cache TTL, coalescing, timeout, retries.
     pub remote: RemoteOptions,
+    /// Where machine tokens (`ak_`, `oat_`, `mt_`) are verified; `None`
+    /// refuses them as `invalid_token` without a network call.
+    pub machine: Option<MachineConfig>,
+    /// Where every time-dependent check reads the time ([`Clock::system`]).
+    pub clock: Clock,
 }
 
-/// Tuning of the clients.verify strategy.
+/// Verification of machine tokens against Clerk's Backend API.
+#[derive(Clone)]
+pub struct MachineConfig {
+    /// `CLERK_API_URL`, e.g. `https://api.clerk.com`.
+    pub api_url: String,
+    /// `CLERK_SECRET_KEY`: authenticates API key and OAuth token checks (and
+    /// M2M checks when no machine secret key is set, as Clerk's SDKs do).
+    pub secret_key: SecretString,
+    /// `CLERK_MACHINE_SECRET_KEY`: authenticates M2M token checks.
+    pub machine_secret_key: Option<SecretString>,
+}
+
+impl MachineConfig {
+    /// Machine tokens checked at `api_url` with the instance secret key.
+    pub fn new(api_url: impl Into<String>, secret_key: SecretString) -> Self {
+        MachineConfig {
+            api_url: api_url.into(),
+            secret_key,
+            machine_secret_key: None,
+        }
+    }
+
+    /// Uses `key` (`CLERK_MACHINE_SECRET_KEY`) for M2M token checks.
+    pub fn with_machine_secret_key(mut self, key: SecretString) -> Self {
+        self.machine_secret_key = Some(key);
+        self
+    }
+}
+
+impl std::fmt::Debug for MachineConfig {
+    // Names which secrets are set, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MachineConfig")
+            .field("api_url", &self.api_url)
+            .field("machine_secret_key", &self.machine_secret_key.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tuning of Backend API verification (clients.verify and machine tokens).
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
     /// How long a verified token is trusted without asking Clerk again
@@ -120,6 +166,8 @@ impl Default for VerifierConfig {
             jwks: JwksOptions::default(),
             verified_cache_capacity: 0,
             remote: RemoteOptions::default(),
+            machine: None,
+            clock: Clock::system(),
         }
     }
 }

@@ -18,6 +18,9 @@ pub enum AuthError {
     DuplicateMember(&'static str),
     #[error("algorithm not allowed")]
     BadAlgorithm,
+    /// `alg: none` (any case): an unsigned token, named as such in the log.
+    #[error("forbidden algorithm `none`: the token is unsigned")]
+    AlgNone,
     #[error("kid missing")]
     MissingKid,
     #[error("kid too long")]
@@ -54,6 +57,14 @@ pub enum AuthError {
     Revoked,
     #[error("Clerk does not know this token")]
     UnknownToken,
+    #[error("machine token revoked")]
+    MachineTokenRevoked,
+    /// Expired machine tokens are `invalid_token` (DESIGN.md), unlike
+    /// expired session tokens, which may say `token_expired`.
+    #[error("machine token expired")]
+    MachineTokenExpired,
+    #[error("machine tokens are not configured")]
+    MachineTokensDisabled,
     #[error("verification keys unavailable: {0}")]
     KeysUnavailable(String),
     #[error("Clerk API unavailable: {0}")]
@@ -123,7 +134,7 @@ impl AuthError {
             AuthError::TooLarge => "too_large",
             AuthError::Malformed(_) => "malformed",
             AuthError::DuplicateMember(_) => "duplicate_member",
-            AuthError::BadAlgorithm => "bad_algorithm",
+            AuthError::BadAlgorithm | AuthError::AlgNone => "bad_algorithm",
             AuthError::MissingKid => "missing_kid",
             AuthError::KidTooLong => "kid_too_long",
             AuthError::BadType => "bad_typ",
@@ -142,6 +153,9 @@ impl AuthError {
             AuthError::SessionNotActive => "session_not_active",
             AuthError::Revoked => "revoked",
             AuthError::UnknownToken => "unknown_token",
+            AuthError::MachineTokenRevoked => "machine_token_revoked",
+            AuthError::MachineTokenExpired => "machine_token_expired",
+            AuthError::MachineTokensDisabled => "machine_tokens_disabled",
             AuthError::KeysUnavailable(_) => "keys_unavailable",
             AuthError::UpstreamUnavailable(_) => "upstream_unavailable",
         }

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{clerk_endpoint, clerk_http_client, JwksOptions};
 use crate::keys::{keys_from_jwks, Key, KeyMap};
-use crate::AuthError;
+use crate::{AuthError, Clock};
 
 /// When the key set is empty (cold start, or every fetch failed), a failed
 /// fetch is retried after this long instead of the full cooldown, so a
@@ -47,12 +47,25 @@ pub struct JwksCache {
     /// The single-flight lock: whoever holds it is the one fetching.
     fetch: tokio::sync::Mutex<FetchState>,
     fetches: AtomicU64,
+    /// TTL and cooldown are measured on this clock.
+    clock: Clock,
 }
 
 impl JwksCache {
     /// A cold cache for the instance at `api_url` (e.g. `https://api.clerk.com`).
     pub fn new(api_url: &str, secret_key: SecretString, options: JwksOptions) -> Self {
+        Self::with_clock(api_url, secret_key, options, Clock::system())
+    }
+
+    /// [`new`](Self::new), measuring TTL and cooldown on `clock`.
+    pub fn with_clock(
+        api_url: &str,
+        secret_key: SecretString,
+        options: JwksOptions,
+        clock: Clock,
+    ) -> Self {
         JwksCache {
+            clock,
             url: clerk_endpoint(api_url, "jwks"),
             http: clerk_http_client(options.timeout),
             secret_key,
@@ -129,8 +142,9 @@ impl JwksCache {
     }
 
     fn is_stale(&self, snap: &Snapshot) -> bool {
+        let now = self.clock.instant();
         snap.fetched_at
-            .is_none_or(|t| t.elapsed() >= self.options.ttl)
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.options.ttl)
     }
 
     /// Unknown kid: wait for (or perform) the one allowed fetch, then look again.
@@ -157,12 +171,15 @@ impl JwksCache {
         } else {
             EMPTY_SET_RETRY
         };
-        state.last_attempt.is_none_or(|t| t.elapsed() >= wait)
+        let now = self.clock.instant();
+        state
+            .last_attempt
+            .is_none_or(|t| now.saturating_duration_since(t) >= wait)
     }
 
     /// Performs one fetch (caller holds the lock) and publishes the result.
     async fn fetch_into(&self, state: &mut FetchState) {
-        state.last_attempt = Some(Instant::now());
+        state.last_attempt = Some(self.clock.instant());
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.download().await {
             Ok(keys) => {
@@ -171,7 +188,7 @@ impl JwksCache {
                 let generation = self.snapshot.load().generation + 1;
                 self.snapshot.store(Arc::new(Snapshot {
                     keys,
-                    fetched_at: Some(Instant::now()),
+                    fetched_at: Some(self.clock.instant()),
                     generation,
                 }));
             }

@@ -14,14 +14,22 @@
 //! Features: `axum` adds [`extract`]: finding the token in a request (header
 //! or `__session` cookie) and the RFC 6750 parts of refusing it; `testing` adds [`testing::ClerkStandIn`], a local Clerk that mints real
 //! RS256 session tokens and serves `/v1/jwks` and `/v1/clients/verify`.
+//!
+//! Machine tokens (`ak_` API keys, `oat_` OAuth access tokens, `mt_` M2M
+//! tokens; see [`MachineConfig`]) are recognised by prefix and checked by
+//! Clerk's Backend API, answers cached briefly; the stand-in mints them and
+//! serves their verify routes too. Time is read from an injectable [`Clock`].
 
+mod backend;
 mod cache;
 mod claims;
+mod clock;
 pub mod config;
 mod error;
 mod json;
 pub mod jwks;
 mod keys;
+mod machine;
 mod principal;
 mod remote;
 mod token;
@@ -33,9 +41,12 @@ pub mod extract;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use config::{issuer_from_publishable_key, KeySource, RemoteOptions, VerifierConfig};
+pub use clock::Clock;
+pub use config::{
+    issuer_from_publishable_key, KeySource, MachineConfig, RemoteOptions, VerifierConfig,
+};
 pub use error::{AuthError, ConfigError, PublicCode};
-pub use principal::{Actor, Org, Principal};
+pub use principal::{Actor, Org, Principal, SubjectKind, TokenKind, NEVER_EXPIRES};
 pub use verifier::Verifier;
 
 /// Header `cat` value Clerk puts on session tokens.

@@ -58,7 +58,12 @@ pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, AuthError> {
     }
     let (header_b64, payload_b64, signature_b64) = split(token)?;
     let header = decode_segment(header_b64, "header encoding")?;
+    // The header is judged before the empty-signature complaint, so an
+    // `alg: none` token is logged as what it is, an unsigned token.
     let kid = check_header(&header)?;
+    if signature_b64.is_empty() {
+        return Err(AuthError::Malformed("empty segment"));
+    }
     let payload = decode_segment(payload_b64, "payload encoding")?;
     let signature = decode_segment(signature_b64, "signature encoding")?;
     let signing_input = &token.as_bytes()[..header_b64.len() + 1 + payload_b64.len()];
@@ -70,7 +75,8 @@ pub(crate) fn parse(token: &str) -> Result<Unverified<'_>, AuthError> {
     })
 }
 
-/// Exactly three non-empty segments of the base64url alphabet, no padding.
+/// Exactly three segments of the base64url alphabet, no padding; the header
+/// and payload non-empty (an empty signature is refused after the header).
 fn split(token: &str) -> Result<(&str, &str, &str), AuthError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
@@ -78,10 +84,12 @@ fn split(token: &str) -> Result<(&str, &str, &str), AuthError> {
     else {
         return Err(AuthError::Malformed("segment count"));
     };
-    for part in [h, p, s] {
+    for part in [h, p] {
         if part.is_empty() {
             return Err(AuthError::Malformed("empty segment"));
         }
+    }
+    for part in [h, p, s] {
         if !part.bytes().all(is_base64url) {
             return Err(AuthError::Malformed("alphabet"));
         }
@@ -108,6 +116,9 @@ fn check_header(bytes: &[u8]) -> Result<String, AuthError> {
     })?;
     let header: Header =
         serde_json::from_slice(bytes).map_err(|_| AuthError::Malformed("header json"))?;
+    if header.alg.eq_ignore_ascii_case("none") {
+        return Err(AuthError::AlgNone);
+    }
     if header.alg != "RS256" {
         return Err(AuthError::BadAlgorithm);
     }
@@ -164,7 +175,8 @@ mod tests {
     #[test]
     fn header_rules() {
         let cases = [
-            (r#"{"alg":"none","kid":"k"}"#, AuthError::BadAlgorithm),
+            (r#"{"alg":"none","kid":"k"}"#, AuthError::AlgNone),
+            (r#"{"alg":"HS256","kid":"k"}"#, AuthError::BadAlgorithm),
             (r#"{"alg":"RS256"}"#, AuthError::MissingKid),
             (r#"{"alg":"RS256","kid":""}"#, AuthError::MissingKid),
             (
@@ -211,5 +223,18 @@ mod tests {
             Some(AuthError::Malformed("segment count"))
         );
         assert_eq!(parse(&"a".repeat(9000)).err(), Some(AuthError::TooLarge));
+        let (head, _) = good.rsplit_once('.').unwrap();
+        assert_eq!(
+            parse(&format!("{head}.")).err(),
+            Some(AuthError::Malformed("empty segment"))
+        );
+    }
+
+    #[test]
+    fn alg_none_is_named_before_the_empty_signature() {
+        let unsigned = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64("{}"));
+        let err = parse(&unsigned).err().unwrap();
+        assert_eq!(err, AuthError::AlgNone);
+        assert!(err.to_string().contains("`none`"), "{err}");
     }
 }

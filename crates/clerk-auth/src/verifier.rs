@@ -1,16 +1,19 @@
 //! [`Verifier`]: the one verification path for HTTP and WebSocket alike.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use crate::cache::VerifiedCache;
 use crate::claims::principal_from_payload;
+use crate::clock::unix_millis;
 use crate::jwks::JwksCache;
 use crate::keys::{key_from_pem, verify_rs256, Key};
+use crate::machine::{self, MachineVerifier};
 use crate::remote::ClientsVerify;
-use crate::{token, AuthError, ConfigError, KeySource, Principal, VerifierConfig};
+use crate::{token, AuthError, ConfigError, KeySource, Principal, TokenKind, VerifierConfig};
 
-/// Verifies Clerk session tokens without a network call per request.
+/// Verifies Clerk session tokens without a network call per request, and
+/// machine tokens (`ak_`, `oat_`, `mt_`) through Clerk's Backend API.
 ///
 /// Cheap to clone; keep one per Clerk instance in application state.
 #[derive(Clone)]
@@ -22,6 +25,7 @@ struct Inner {
     config: VerifierConfig,
     keys: Keys,
     verified: Option<VerifiedCache>,
+    machine: Option<MachineVerifier>,
 }
 
 enum Keys {
@@ -45,7 +49,12 @@ impl Verifier {
             KeySource::Jwks {
                 api_url,
                 secret_key,
-            } => Keys::Jwks(JwksCache::new(&api_url, secret_key, config.jwks.clone())),
+            } => Keys::Jwks(JwksCache::with_clock(
+                &api_url,
+                secret_key,
+                config.jwks.clone(),
+                config.clock.clone(),
+            )),
             KeySource::ClientsVerify {
                 api_url,
                 secret_key,
@@ -53,15 +62,21 @@ impl Verifier {
                 &api_url,
                 secret_key,
                 config.remote.clone(),
+                config.clock.clone(),
             )),
         };
         let verified = (config.verified_cache_capacity > 0)
             .then(|| VerifiedCache::new(config.verified_cache_capacity));
+        let machine = config
+            .machine
+            .as_ref()
+            .map(|m| MachineVerifier::new(m, config.remote.clone(), config.clock.clone()));
         Ok(Verifier {
             inner: Arc::new(Inner {
                 config,
                 keys,
                 verified,
+                machine,
             }),
         })
     }
@@ -79,9 +94,9 @@ impl Verifier {
         }
     }
 
-    /// Verifies `token` now. See [`Verifier::verify_at`].
+    /// Verifies `token` now (by the configured clock). See [`Verifier::verify_at`].
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_at(token, SystemTime::now()).await
+        self.verify_at(token, self.inner.config.clock.now()).await
     }
 
     /// Verifies `token` as of `now`: shape and header, key, signature, then
@@ -89,8 +104,13 @@ impl Verifier {
     /// signature checks out. A token already verified (when the verified
     /// cache is on) costs a hash and a comparison instead.
     ///
-    /// With the clients.verify strategy, Clerk decides and `now` is unused.
+    /// A machine token (by prefix) is checked by Clerk instead, its result
+    /// cached by the configured clock; `now` is unused for it, as it is with
+    /// the clients.verify strategy.
     pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Principal, AuthError> {
+        if let Some(kind) = machine::kind_of(token) {
+            return self.verify_machine(kind, token).await;
+        }
         if let Keys::Remote(remote) = &self.inner.keys {
             return remote.verify(token).await;
         }
@@ -117,6 +137,14 @@ impl Verifier {
         Ok(verified.principal)
     }
 
+    /// Machine tokens go to Clerk, or are refused without a call when not configured.
+    async fn verify_machine(&self, kind: TokenKind, token: &str) -> Result<Principal, AuthError> {
+        match &self.inner.machine {
+            Some(verifier) => verifier.verify(kind, token).await,
+            None => Err(AuthError::MachineTokensDisabled),
+        }
+    }
+
     /// Whether keys are available (for readiness probes); fetches when cold.
     /// The clients.verify strategy has no keys and is always ready.
     pub async fn ready(&self) -> Result<(), AuthError> {
@@ -134,12 +162,5 @@ impl Verifier {
                 "no keys in clients.verify mode".into(),
             )),
         }
-    }
-}
-
-fn unix_millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
     }
 }

@@ -3,21 +3,28 @@
 
 use std::time::Duration;
 
-use clerk_auth::testing::{ClerkStandIn, ClientSpec, Fault, SessionSpec};
-use clerk_auth::{AuthError, KeySource, PublicCode, RemoteOptions, Verifier, VerifierConfig};
+use clerk_auth::testing::{ClerkStandIn, ClientSpec, Endpoint, Fault, Gate, SessionSpec};
+use clerk_auth::{
+    AuthError, Clock, KeySource, PublicCode, RemoteOptions, Verifier, VerifierConfig,
+};
 
+/// A clients.verify verifier for a served `standin`; both read one test
+/// clock (`standin.clock()`), which tests move instead of sleeping.
 async fn remote(standin: &ClerkStandIn, options: RemoteOptions) -> Verifier {
+    let clock = Clock::test();
+    standin.set_clock(clock.clone());
     let api_url = standin.serve().await;
-    remote_at(&api_url, &standin.secret_key(), options)
+    remote_at(&api_url, &standin.secret_key(), options, clock)
 }
 
-fn remote_at(api_url: &str, secret: &str, options: RemoteOptions) -> Verifier {
+fn remote_at(api_url: &str, secret: &str, options: RemoteOptions, clock: Clock) -> Verifier {
     let source = KeySource::ClientsVerify {
         api_url: api_url.to_string(),
         secret_key: secret.to_string().into(),
     };
     let config = VerifierConfig {
         remote: options,
+        clock,
         ..VerifierConfig::default()
     };
     Verifier::new(source, config).expect("verifier")
@@ -116,7 +123,7 @@ async fn minted_session_token_verifies_and_revocation_is_seen_after_cache() {
     assert!(v.verify(&token).await.is_ok());
     assert_eq!(standin.verify_requests(), 1);
     // ... after it, Clerk is asked again and says the session is gone.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    standin.clock().advance(Duration::from_millis(300));
     assert_eq!(
         v.verify(&token).await.unwrap_err(),
         AuthError::SessionNotActive
@@ -136,8 +143,9 @@ async fn unknown_token_is_invalid_not_unavailable() {
 async fn fifty_concurrent_requests_make_one_upstream_call() {
     let standin = ClerkStandIn::new();
     let v = remote(&standin, quick()).await;
-    // Slow upstream so all 50 are waiting on the same call.
-    standin.set_verify_fault(Fault::Slow(Duration::from_millis(200)));
+    // The upstream call is held so all 50 are waiting on the same call.
+    let gate = Gate::new();
+    standin.set_verify_fault(Fault::Held(gate.clone()));
     let token = standin.token("user_5").sign();
     let calls: Vec<_> = (0..50)
         .map(|_| {
@@ -145,6 +153,8 @@ async fn fifty_concurrent_requests_make_one_upstream_call() {
             tokio::spawn(async move { v.verify(&token).await })
         })
         .collect();
+    standin.wait_for_requests(Endpoint::ClientsVerify, 1).await;
+    gate.open();
     for call in calls {
         assert_eq!(call.await.unwrap().expect("verified").user_id, "user_5");
     }
@@ -157,7 +167,7 @@ async fn upstream_down_is_unavailable_never_invalid() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let v = remote_at(&url, "sk_test_x", quick());
+    let v = remote_at(&url, "sk_test_x", quick(), Clock::test());
     let err = v.verify("any_token").await.unwrap_err();
     assert_eq!(err.public_code(), PublicCode::AuthUnavailable);
 }
@@ -179,7 +189,7 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
     assert_eq!(standin.verify_requests(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn rate_limited_then_recovered_honours_retry_after() {
     let standin = ClerkStandIn::new();
     let options = RemoteOptions {
@@ -188,37 +198,32 @@ async fn rate_limited_then_recovered_honours_retry_after() {
         ..quick()
     };
     let v = remote(&standin, options).await;
-    standin.set_verify_fault(Fault::TooManyRequests {
+    // One 429 asking for 1 s, then Clerk answers.
+    let limited = Fault::TooManyRequests {
         retry_after_secs: 1,
-    });
+    };
+    standin.set_verify_fault(Fault::Times(1, Box::new(limited)));
     let token = standin.token("user_7").sign();
-    let call = tokio::spawn({
-        let (v, token) = (v.clone(), token.clone());
-        async move { v.verify(&token).await }
-    });
-    // Once the first (rate-limited) call has landed, Clerk recovers.
-    for _ in 0..500 {
-        if standin.verify_requests() >= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    standin.set_verify_fault(Fault::None);
+    let before = standin.clock().unix_ms();
     assert_eq!(
-        call.await
-            .unwrap()
+        v.verify(&token)
+            .await
             .expect("verified after the retry")
             .user_id,
         "user_7"
     );
     assert_eq!(standin.verify_requests(), 2);
+    assert!(
+        standin.clock().unix_ms() - before >= 1000,
+        "the retry waited what Retry-After said"
+    );
 }
 
 #[tokio::test]
 async fn clerk_refusing_our_secret_is_unavailable() {
     let standin = ClerkStandIn::new();
     let api_url = standin.serve().await;
-    let v = remote_at(&api_url, "sk_test_wrong", quick());
+    let v = remote_at(&api_url, "sk_test_wrong", quick(), Clock::test());
     let err = v.verify(&standin.token("user_8").sign()).await.unwrap_err();
     assert_eq!(err.public_code(), PublicCode::AuthUnavailable);
 }
@@ -236,8 +241,8 @@ async fn cache_never_outlives_the_tokens_exp() {
     .await;
     let token = standin.token("user_9").lifetime(1).sign();
     assert!(v.verify(&token).await.is_ok());
-    // Time is the subject: wait past the token's exp (1 s lifetime).
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Time is the subject: move past the token's exp (1 s lifetime).
+    standin.clock().advance(Duration::from_millis(1100));
     assert!(
         v.verify(&token).await.is_err(),
         "an expired token is not served from the cache"

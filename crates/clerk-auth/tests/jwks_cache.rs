@@ -7,9 +7,9 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use clerk_auth::config::JwksOptions;
-use clerk_auth::testing::{ClerkStandIn, Fault};
+use clerk_auth::testing::{ClerkStandIn, Endpoint, Fault, Gate};
 use clerk_auth::{
-    AuthError, KeySource, PublicCode, Verifier, VerifierConfig, SESSION_TOKEN_CATEGORY,
+    AuthError, Clock, KeySource, PublicCode, Verifier, VerifierConfig, SESSION_TOKEN_CATEGORY,
 };
 use rsa::pkcs1v15::SigningKey;
 use rsa::sha2::Sha256;
@@ -18,8 +18,6 @@ use rsa::traits::PublicKeyParts;
 use serde_json::{json, Value};
 
 const USER: &str = "user_2alice";
-/// Upper bound on polling iterations (x 50 ms): a guard, not a threshold.
-const MAX_POLLS: usize = 200;
 /// Hang guard for calls that must not block forever.
 const HANG_GUARD: Duration = Duration::from_secs(5);
 
@@ -51,10 +49,14 @@ fn verifier_for(api_url: &str, secret: &str, config: VerifierConfig) -> Verifier
     .unwrap()
 }
 
-/// A served stand-in and a JWKS verifier for it.
+/// A served stand-in and a JWKS verifier for it, sharing a test clock
+/// (`standin.clock()`) that the tests move instead of sleeping.
 async fn setup(config: VerifierConfig) -> (ClerkStandIn, Verifier) {
     let standin = ClerkStandIn::new();
+    let clock = Clock::test();
+    standin.set_clock(clock.clone());
     let api_url = standin.serve().await;
+    let config = VerifierConfig { clock, ..config };
     let verifier = verifier_for(&api_url, &standin.secret_key(), config);
     (standin, verifier)
 }
@@ -79,17 +81,30 @@ fn jwk_of(standin: &ClerkStandIn) -> Value {
     })
 }
 
-/// Polls `verify(token)` until it succeeds; every failure on the way must be
-/// `UnknownKid` (the cooldown holding back the refetch).
-async fn poll_until_accepted(verifier: &Verifier, token: &str) {
-    for _ in 0..MAX_POLLS {
-        match verifier.verify(token).await {
-            Ok(_) => return,
-            Err(e) => assert_eq!(e, AuthError::UnknownKid, "while waiting for the cooldown"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("token never accepted after {MAX_POLLS} polls");
+/// Within the cooldown a token under a new kid is `UnknownKid` (the refetch
+/// is held back); once the cooldown has passed, it is accepted.
+async fn accepted_after_cooldown(
+    standin: &ClerkStandIn,
+    verifier: &Verifier,
+    token: &str,
+    cooldown: Duration,
+) {
+    let before = standin.jwks_requests();
+    assert_eq!(
+        verifier.verify(token).await.unwrap_err(),
+        AuthError::UnknownKid,
+        "within the cooldown"
+    );
+    assert_eq!(
+        standin.jwks_requests(),
+        before,
+        "no fetch within the cooldown"
+    );
+    standin.clock().advance(cooldown);
+    verifier
+        .verify(token)
+        .await
+        .expect("accepted after the cooldown");
 }
 
 fn assert_unavailable(result: Result<clerk_auth::Principal, AuthError>, what: &str) {
@@ -121,8 +136,8 @@ async fn rotated_key_is_picked_up_after_the_cooldown() {
     .unwrap();
     assert_eq!(header["kid"], new_kid.as_str());
 
-    poll_until_accepted(&verifier, &new_token).await;
-    assert!(standin.jwks_requests() >= 2, "the new kid needed a fetch");
+    accepted_after_cooldown(&standin, &verifier, &new_token, Duration::from_millis(200)).await;
+    assert_eq!(standin.jwks_requests(), 2, "the new kid needed one fetch");
     assert_eq!(
         verifier.jwks().unwrap().fetch_count() as usize,
         standin.jwks_requests()
@@ -142,7 +157,7 @@ async fn retired_key_drops_out_after_a_fetch() {
     standin.rotate_key();
     standin.retire_key(&old_kid);
     let new_token = standin.token(USER).sign();
-    poll_until_accepted(&verifier, &new_token).await;
+    accepted_after_cooldown(&standin, &verifier, &new_token, Duration::from_millis(200)).await;
 
     // The fetch that brought the new key replaced the set: the old kid is gone.
     let err = verifier.verify(&old_token).await.unwrap_err();
@@ -164,9 +179,12 @@ async fn ttl_refresh_drops_retired_key_for_the_refreshing_call_too() {
 
     standin.rotate_key();
     standin.retire_key(&old_kid);
-    // Past the TTL (the TTL is what is under test), the known kid triggers a
+    // Within the TTL the known kid needs no fetch ...
+    verifier.verify(&old_token).await.unwrap();
+    assert_eq!(standin.jwks_requests(), 1);
+    // ... past it (the TTL is what is under test), the known kid triggers a
     // refresh; that refresh succeeds without the kid, so the token is refused.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    standin.clock().advance(Duration::from_millis(300));
     assert_eq!(
         verifier.verify(&old_token).await.unwrap_err(),
         AuthError::UnknownKid
@@ -237,7 +255,7 @@ async fn warm_cache_keeps_working_while_jwks_is_down() {
     }
     // An unknown kid past the cooldown makes a (failing) fetch; the answer is
     // still "unknown kid" (401), not "unavailable", because keys exist.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    standin.clock().advance(Duration::from_millis(100));
     let before = standin.jwks_requests();
     let err = verifier
         .verify(&standin.token(USER).header("kid", json!("ins_2nope")).sign())
@@ -260,7 +278,7 @@ async fn stale_cache_during_an_outage_keeps_working_without_a_fetch_storm() {
     let (standin, verifier) = setup(config(options(|o| o.ttl = Duration::from_millis(200)))).await;
     verifier.verify(&standin.token(USER).sign()).await.unwrap();
     standin.set_jwks_fault(Fault::Status(503));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    standin.clock().advance(Duration::from_millis(200));
 
     let before = standin.jwks_requests();
     for _ in 0..20 {
@@ -285,21 +303,14 @@ async fn cold_start_with_jwks_down_is_unavailable_then_recovers() {
     ));
     assert!(standin.jwks_requests() >= 1);
 
-    // Clerk comes back: a cold cache recovers without waiting a full cooldown.
+    // Clerk comes back: a cold cache recovers after a short retry wait (1 s),
+    // not a full cooldown (30 s); within the wait nobody refetches.
     standin.set_jwks_fault(Fault::None);
-    for i in 0..MAX_POLLS {
-        match verifier.verify(&token).await {
-            Ok(p) => {
-                assert_eq!(p.user_id, USER);
-                break;
-            }
-            Err(e) => {
-                assert!(matches!(e, AuthError::KeysUnavailable(_)), "{e:?}");
-                assert!(i + 1 < MAX_POLLS, "never recovered");
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let fetched = standin.jwks_requests();
+    assert_unavailable(verifier.verify(&token).await, "within the retry wait");
+    assert_eq!(standin.jwks_requests(), fetched);
+    standin.clock().advance(Duration::from_secs(1));
+    assert_eq!(verifier.verify(&token).await.unwrap().user_id, USER);
     verifier.ready().await.unwrap();
 }
 
@@ -319,8 +330,9 @@ async fn hanging_jwks_times_out_to_unavailable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cold_callers_share_one_fetch() {
     let (standin, verifier) = setup(VerifierConfig::default()).await;
-    // A slow JWKS keeps the one fetch in flight while the others arrive.
-    standin.set_jwks_fault(Fault::Slow(Duration::from_millis(300)));
+    // A held JWKS keeps the one fetch in flight while the others arrive.
+    let gate = Gate::new();
+    standin.set_jwks_fault(Fault::Held(gate.clone()));
     let token = Arc::new(standin.token(USER).sign());
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let tasks: Vec<_> = (0..100)
@@ -332,6 +344,8 @@ async fn concurrent_cold_callers_share_one_fetch() {
             })
         })
         .collect();
+    standin.wait_for_requests(Endpoint::Jwks, 1).await;
+    gate.open();
     for task in tasks {
         let p = tokio::time::timeout(HANG_GUARD, task)
             .await

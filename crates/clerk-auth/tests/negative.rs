@@ -280,9 +280,9 @@ async fn every_hostile_or_broken_token_is_refused() {
     let cases: Vec<Case> = vec![
         // ----- algorithm -----
         bad("alg none, empty signature", format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), vp),
-            Malformed("empty segment")),
-        bad("alg none with a signature", with_header(&|h| h["alg"] = json!("none")), BadAlgorithm),
-        bad("alg NONE", with_header(&|h| h["alg"] = json!("NONE")), BadAlgorithm),
+            AlgNone),
+        bad("alg none with a signature", with_header(&|h| h["alg"] = json!("none")), AlgNone),
+        bad("alg NONE", with_header(&|h| h["alg"] = json!("NONE")), AlgNone),
         bad("alg RS512", with_header(&|h| h["alg"] = json!("RS512")), BadAlgorithm),
         bad("alg PS256", with_header(&|h| h["alg"] = json!("PS256")), BadAlgorithm),
         bad("alg lowercase rs256", with_header(&|h| h["alg"] = json!("rs256")), BadAlgorithm),
@@ -405,7 +405,8 @@ async fn every_hostile_or_broken_token_is_refused() {
         bad("exp 99999999999999999999", standin.sign_raw(&header_text,
                 &claims_text.replacen(&format!(r#""exp":{}"#, claims["exp"]), r#""exp":99999999999999999999"#, 1)),
             InvalidClaims("types")),
-        bad("exp negative", standin.token(USER).claim("exp", json!(-1)).sign(), InvalidClaims("time out of range")),
+        expired("exp negative", standin.token(USER).claim("exp", json!(-1)).sign()),
+        expired("exp very negative", standin.token(USER).claim("exp", json!(i64::MIN)).sign()),
         bad("exp past year 9999", standin.token(USER).claim("exp", json!(253_402_300_800i64)).sign(),
             InvalidClaims("time out of range")),
         bad("exp fractional", standin.token(USER).claim("exp", json!(t as f64 + 60.5)).sign(), InvalidClaims("types")),

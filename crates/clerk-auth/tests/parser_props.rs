@@ -119,6 +119,7 @@ fn refused_before_claims(e: &AuthError) -> bool {
             | AuthError::Malformed(_)
             | AuthError::DuplicateMember("header")
             | AuthError::BadAlgorithm
+            | AuthError::AlgNone
             | AuthError::MissingKid
             | AuthError::KidTooLong
             | AuthError::BadType

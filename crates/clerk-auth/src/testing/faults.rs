@@ -4,7 +4,7 @@
 //! `Retry-After`, known keys keep working, bounded retries on 429/5xx, size
 //! caps, timeouts); each [`Fault`] reproduces one such misbehaviour on demand.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -16,7 +16,7 @@ use super::server::clerk_error;
 /// Size of the [`Fault::Huge`] body: far above any sane JWKS size cap.
 const HUGE_BODY_BYTES: usize = 10 * 1024 * 1024;
 
-/// How a route misbehaves; set with `set_jwks_fault` / `set_verify_fault`.
+/// How a route misbehaves; set with `set_fault` (or `set_jwks_fault` / `set_verify_fault`).
 #[derive(Clone, Debug, Default)]
 pub enum Fault {
     /// Answer normally.
@@ -34,6 +34,40 @@ pub enum Fault {
     Garbage,
     /// 200 with ~10 MiB of JSON-looking bytes; tests response size caps.
     Huge,
+    /// The next `n` requests get the inner fault, later ones answer
+    /// normally (e.g. one 429, then success: a retry that recovers).
+    Times(u32, Box<Fault>),
+    /// Hold each request until the [`Gate`] opens, then answer normally:
+    /// keeps a call in flight for exactly as long as a test needs, no sleep.
+    Held(Gate),
+}
+
+/// A gate requests wait at under [`Fault::Held`]; opened once, stays open.
+#[derive(Clone, Debug)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        Gate(Arc::new(tokio::sync::watch::Sender::new(false)))
+    }
+
+    /// Lets every held and future request through.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        // The sender lives in `self`, so waiting cannot fail.
+        let _ = open.wait_for(|is_open| *is_open).await;
+    }
 }
 
 /// Applies `fault`: `Some(response)` replaces the normal answer, `None` means
@@ -53,6 +87,12 @@ pub(super) async fn apply(fault: Fault) -> Option<Response> {
         }
         Fault::Garbage => Some(json_ok(Bytes::from_static(b"not json{{{"))),
         Fault::Huge => Some(json_ok(huge_body())),
+        // Unwrapped by the stand-in when it takes the fault; nested ones apply their inner fault.
+        Fault::Times(_, inner) => Box::pin(apply(*inner)).await,
+        Fault::Held(gate) => {
+            gate.passed().await;
+            None
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
-use super::{now_secs, random_hex, ClerkStandIn};
+use super::{random_hex, ClerkStandIn};
 
 /// Clerk's default session token lifetime.
 const DEFAULT_LIFETIME_SECS: i64 = 60;
@@ -49,12 +49,12 @@ pub struct TokenBuilder {
 impl TokenBuilder {
     pub(super) fn new(issuer: ClerkStandIn, user_id: &str) -> Self {
         Self {
+            iat: issuer.now_secs(),
             issuer,
             signer: None,
             user_id: user_id.to_owned(),
             sid: format!("sess_{}", random_hex(14)),
             lifetime: DEFAULT_LIFETIME_SECS,
-            iat: now_secs(),
             azp: DEFAULT_AZP.to_owned(),
             org: None,
             v1: false,
@@ -75,7 +75,7 @@ impl TokenBuilder {
         self
     }
 
-    /// Moves `iat` (default now); `nbf` and `exp` follow it.
+    /// Moves `iat` (default now on the stand-in's clock); `nbf` and `exp` follow it.
     pub fn issued_at(mut self, unix_secs: i64) -> Self {
         self.iat = unix_secs;
         self

@@ -3,25 +3,28 @@
 //! [`ClerkStandIn`] owns real RSA-2048 signing keys and mints session tokens
 //! that are byte-compatible with Clerk's (see [`TokenBuilder`]), so the
 //! verifier is exercised with genuine RS256 signatures instead of mocks. It
-//! also serves the two Backend API routes quire talks to, `GET /v1/jwks` and
-//! `POST /v1/clients/verify` (see [`ClerkStandIn::router`]), with switchable
-//! [`Fault`]s so the unhappy paths (outage, rate limit, hang, garbage) can be
-//! tested deterministically. Nothing here is meant for production use: the
-//! default issuer ends in `.invalid` so no real configuration accepts it.
+//! also mints machine tokens (API keys, OAuth access tokens, M2M tokens) and
+//! serves the Backend API routes quire talks to, `GET /v1/jwks`,
+//! `POST /v1/clients/verify` and the three machine-token verify routes (see
+//! [`ClerkStandIn::router`]), with switchable [`Fault`]s per [`Endpoint`] so
+//! the unhappy paths (outage, rate limit, hang, garbage) can be tested
+//! deterministically, and per-endpoint request counts. Its idea of "now"
+//! comes from a [`Clock`] shared with the verifier under test. Nothing here is
+//! meant for production use: the default issuer ends in `.invalid` so no real
+//! configuration accepts it.
 
 mod faults;
+mod machine;
 mod mint;
 mod server;
 #[cfg(test)]
 mod tests;
 
-pub use faults::Fault;
+pub use faults::{Fault, Gate};
 pub use mint::TokenBuilder;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rand::SystemRandom;
@@ -30,6 +33,8 @@ use aws_lc_rs::signature::{self, KeyPair as _, UnparsedPublicKey};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use serde_json::{json, Value};
+
+use crate::Clock;
 
 /// Issuer used by [`ClerkStandIn::new`]; `.invalid` can never resolve, so a
 /// production deployment cannot be tricked into trusting dev tokens.
@@ -54,6 +59,21 @@ pub struct SessionSpec {
     pub user_id: String,
     /// Clerk session status: `active`, `revoked`, `ended`, `expired`, `pending`, ...
     pub status: String,
+}
+
+/// A Backend API route of the stand-in, for faults and request counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /v1/jwks`
+    Jwks,
+    /// `POST /v1/clients/verify`
+    ClientsVerify,
+    /// `POST /v1/api_keys/verify`
+    ApiKeys,
+    /// `POST /v1/oauth_applications/access_tokens/verify`
+    OAuthTokens,
+    /// `POST /v1/m2m_tokens/verify`
+    M2MTokens,
 }
 
 /// One RSA key and the `kid` it is published under.
@@ -161,19 +181,23 @@ struct State {
     /// Newest first; `keys[0]` is the signing key.
     keys: Vec<KeyEntry>,
     raw_jwks: Vec<Value>,
-    jwks_fault: Fault,
-    verify_fault: Fault,
+    faults: HashMap<Endpoint, Fault>,
+    requests: HashMap<Endpoint, usize>,
     session_status: HashMap<String, String>,
     clients: HashMap<String, ClientSpec>,
+    /// Minted machine tokens by secret.
+    machine_tokens: HashMap<String, machine::MachineToken>,
+    clock: Clock,
 }
 
 #[derive(Default)]
 struct Inner {
     issuer: String,
     secret_key: String,
+    machine_secret_key: String,
     state: Mutex<State>,
-    jwks_requests: AtomicUsize,
-    verify_requests: AtomicUsize,
+    /// Woken on every request, for [`ClerkStandIn::wait_for_requests`].
+    request_seen: tokio::sync::Notify,
 }
 
 /// A local Clerk: signing keys, a JWKS, a `clients.verify` endpoint and fault
@@ -220,6 +244,7 @@ impl ClerkStandIn {
         let inner = Inner {
             issuer: issuer.to_owned(),
             secret_key: format!("sk_test_stand_in_{}", random_hex(16)),
+            machine_secret_key: format!("ak_machine_stand_in_{}", random_hex(16)),
             state: Mutex::new(state),
             ..Inner::default()
         };
@@ -309,28 +334,64 @@ impl ClerkStandIn {
 
     /// Fault applied to every following `GET /v1/jwks`.
     pub fn set_jwks_fault(&self, f: Fault) {
-        self.state().jwks_fault = f;
+        self.set_fault(Endpoint::Jwks, f);
     }
 
     /// Fault applied to every following `POST /v1/clients/verify`.
     pub fn set_verify_fault(&self, f: Fault) {
-        self.state().verify_fault = f;
+        self.set_fault(Endpoint::ClientsVerify, f);
+    }
+
+    /// Fault applied to the following requests to `endpoint`.
+    pub fn set_fault(&self, endpoint: Endpoint, f: Fault) {
+        self.state().faults.insert(endpoint, f);
     }
 
     /// Number of `GET /v1/jwks` received, whatever the outcome; shows caching
     /// and refetch cooldowns work.
     pub fn jwks_requests(&self) -> usize {
-        self.inner.jwks_requests.load(Ordering::SeqCst)
+        self.requests(Endpoint::Jwks)
     }
 
     /// Number of `POST /v1/clients/verify` received, whatever the outcome;
     /// shows result caching and call coalescing work.
     pub fn verify_requests(&self) -> usize {
-        self.inner.verify_requests.load(Ordering::SeqCst)
+        self.requests(Endpoint::ClientsVerify)
     }
 
-    /// The Backend API routes (`/v1/jwks`, `/v1/clients/verify`), relative so
-    /// the dev server can nest them under `/__dev`.
+    /// Requests `endpoint` received, whatever the outcome.
+    pub fn requests(&self, endpoint: Endpoint) -> usize {
+        self.state().requests.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    /// Returns once `endpoint` has received at least `n` requests: an event
+    /// to await instead of sleeping until a request "must have" arrived.
+    pub async fn wait_for_requests(&self, endpoint: Endpoint, n: usize) {
+        loop {
+            let seen = self.inner.request_seen.notified();
+            tokio::pin!(seen);
+            seen.as_mut().enable();
+            if self.requests(endpoint) >= n {
+                return;
+            }
+            seen.await;
+        }
+    }
+
+    /// Makes the stand-in read time from `clock` (minted `iat`, machine
+    /// token expiry, clients.verify expiry); share it with the verifier
+    /// under test so both agree on "now".
+    pub fn set_clock(&self, clock: Clock) {
+        self.state().clock = clock;
+    }
+
+    /// The stand-in's clock.
+    pub fn clock(&self) -> Clock {
+        self.state().clock.clone()
+    }
+
+    /// The Backend API routes (`/v1/jwks`, `/v1/clients/verify`, the machine
+    /// token verify routes), relative so the dev server can nest them under `/__dev`.
     pub fn router(&self) -> axum::Router {
         server::router(self.clone())
     }
@@ -414,6 +475,39 @@ impl ClerkStandIn {
             .unwrap_or_else(|| "active".to_owned())
     }
 
+    fn now_ms(&self) -> i64 {
+        self.state().clock.unix_ms()
+    }
+
+    fn now_secs(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Counts a request and wakes [`wait_for_requests`](Self::wait_for_requests).
+    fn count_request(&self, endpoint: Endpoint) {
+        *self.state().requests.entry(endpoint).or_default() += 1;
+        self.inner.request_seen.notify_waiters();
+    }
+
+    /// The fault for this request to `endpoint` (consuming one of a [`Fault::Times`]).
+    fn take_fault(&self, endpoint: Endpoint) -> Fault {
+        let mut state = self.state();
+        let Some(fault) = state.faults.get_mut(&endpoint) else {
+            return Fault::None;
+        };
+        match fault {
+            Fault::Times(n, inner) => {
+                let inner = (**inner).clone();
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    *fault = Fault::None;
+                }
+                inner
+            }
+            other => other.clone(),
+        }
+    }
+
     fn registered_client(&self, token: &str) -> Option<ClientSpec> {
         self.state().clients.get(token).cloned()
     }
@@ -439,10 +533,4 @@ fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     aws_lc_rs::rand::fill(&mut bytes).expect("system RNG failed");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

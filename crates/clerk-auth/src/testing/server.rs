@@ -6,7 +6,6 @@
 //! lock is never held across an `.await`.
 
 use std::future::IntoFuture;
-use std::sync::atomic::Ordering;
 
 use aws_lc_rs::digest;
 use axum::body::Bytes;
@@ -17,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{faults, now_secs, random_hex, ClerkStandIn, ClientSpec, SessionSpec};
+use super::{faults, machine, random_hex, ClerkStandIn, ClientSpec, Endpoint, SessionSpec};
 
 /// Sessions of synthesized clients expire a week out, like Clerk's default.
 const SESSION_EXPIRE_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -28,6 +27,12 @@ pub(super) fn router(stand_in: ClerkStandIn) -> Router {
     Router::new()
         .route("/v1/jwks", get(jwks))
         .route("/v1/clients/verify", post(verify_client))
+        .route("/v1/api_keys/verify", post(machine::verify_api_key))
+        .route(
+            "/v1/oauth_applications/access_tokens/verify",
+            post(machine::verify_oauth_token),
+        )
+        .route("/v1/m2m_tokens/verify", post(machine::verify_m2m_token))
         .with_state(stand_in)
 }
 
@@ -62,9 +67,8 @@ pub(super) fn clerk_error(
 }
 
 async fn jwks(State(stand_in): State<ClerkStandIn>, headers: HeaderMap) -> Response {
-    stand_in.inner.jwks_requests.fetch_add(1, Ordering::SeqCst);
-    let fault = stand_in.state().jwks_fault.clone();
-    if let Some(resp) = faults::apply(fault).await {
+    stand_in.count_request(Endpoint::Jwks);
+    if let Some(resp) = faults::apply(stand_in.take_fault(Endpoint::Jwks)).await {
         return resp;
     }
     if !stand_in.authorized(&headers) {
@@ -78,12 +82,8 @@ async fn verify_client(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    stand_in
-        .inner
-        .verify_requests
-        .fetch_add(1, Ordering::SeqCst);
-    let fault = stand_in.state().verify_fault.clone();
-    if let Some(resp) = faults::apply(fault).await {
+    stand_in.count_request(Endpoint::ClientsVerify);
+    if let Some(resp) = faults::apply(stand_in.take_fault(Endpoint::ClientsVerify)).await {
         return resp;
     }
     if !stand_in.authorized(&headers) {
@@ -108,7 +108,8 @@ async fn verify_client(
     }
 }
 
-fn unauthorized() -> Response {
+/// Clerk's 401 for a missing or wrong Backend API credential.
+pub(super) fn unauthorized() -> Response {
     clerk_error(
         StatusCode::UNAUTHORIZED,
         "Invalid authentication",
@@ -124,21 +125,17 @@ fn token_from_body(body: &[u8]) -> Option<String> {
     (!token.is_empty()).then(|| token.to_owned())
 }
 
+/// The secret of `Authorization: Bearer <secret>`, scheme case-insensitive.
+pub(super) fn bearer_secret(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, secret) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(secret)
+}
+
 impl ClerkStandIn {
-    /// `Authorization: Bearer <secret key>`, scheme case-insensitive.
+    /// `Authorization: Bearer <secret key>`.
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(value) = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        match value.split_once(' ') {
-            Some((scheme, secret)) => {
-                scheme.eq_ignore_ascii_case("bearer") && secret == self.inner.secret_key
-            }
-            None => false,
-        }
+        bearer_secret(headers) == Some(self.inner.secret_key.as_str())
     }
 
     /// Registered client first, else a client synthesized from a live token
@@ -148,13 +145,13 @@ impl ClerkStandIn {
             Some(spec) => spec,
             None => self.client_from_minted_token(token)?,
         };
-        Some(client_json(&client_id_for(token), &spec))
+        Some(client_json(&client_id_for(token), &spec, self.now_ms()))
     }
 
     fn client_from_minted_token(&self, token: &str) -> Option<ClientSpec> {
         let claims = self.minted_claims(token)?;
         let exp = claims.get("exp")?.as_i64()?;
-        if exp <= now_secs() {
+        if exp <= self.now_secs() {
             return None;
         }
         let sid = claims.get("sid")?.as_str()?.to_owned();
@@ -182,8 +179,7 @@ fn client_id_for(token: &str) -> String {
 }
 
 /// A Backend API `Client` object (timestamps in ms).
-fn client_json(client_id: &str, spec: &ClientSpec) -> Value {
-    let now = now_secs() * 1000;
+fn client_json(client_id: &str, spec: &ClientSpec, now: i64) -> Value {
     let ids: Vec<&str> = spec.sessions.iter().map(|s| s.id.as_str()).collect();
     let sessions: Vec<Value> = spec
         .sessions

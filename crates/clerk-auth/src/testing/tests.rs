@@ -256,7 +256,7 @@ async fn hang_fault_does_not_block_other_routes() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    clerk.wait_for_requests(Endpoint::Jwks, 1).await;
     let token = clerk.token("user_1").sign();
     assert_eq!(post_verify(&base, &clerk.secret_key(), &token).await.0, 200);
     let err = hanging
@@ -350,7 +350,10 @@ async fn clients_verify_reports_registry_status() {
     assert_eq!(client["sessions"][0]["status"], "ended");
 
     let forged = clerk.token("user_a").sign_with(&ClerkStandIn::new()).sign();
-    let expired = clerk.token("user_a").issued_at(now_secs() - 120).sign();
+    let expired = clerk
+        .token("user_a")
+        .issued_at(clerk.now_secs() - 120)
+        .sign();
     for bad in [forged.as_str(), expired.as_str(), "not-a-token"] {
         let (status, body) = post_verify(&base, &secret, bad).await;
         assert_eq!(
@@ -417,4 +420,139 @@ async fn token_minted_by_one_pkcs8_instance_verifies_against_another() {
     assert_eq!(principal.user_id, "user_2alice");
     let stranger = ClerkStandIn::new().token("user_2alice").sign();
     assert!(verifier.verify(&stranger).await.is_err());
+}
+
+async fn post_machine(base: &str, path: &str, secret: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/{path}"))
+        .bearer_auth(secret)
+        .json(&body)
+        .send()
+        .await
+        .expect("machine verify request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn machine_routes_answer_in_clerks_shapes() {
+    let clerk = ClerkStandIn::new();
+    let base = clerk.serve().await;
+    let secret = clerk.secret_key();
+
+    let key = clerk.mint_api_key("org_1", &["notebooks:read"]);
+    assert!(key.starts_with("ak_"));
+    let (status, body) =
+        post_machine(&base, "api_keys/verify", &secret, json!({ "secret": key })).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            &body["object"],
+            &body["type"],
+            &body["subject"],
+            &body["scopes"]
+        ),
+        (
+            &json!("api_key"),
+            &json!("api_key"),
+            &json!("org_1"),
+            &json!(["notebooks:read"])
+        )
+    );
+    assert_eq!(
+        (&body["revoked"], &body["expired"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(
+        body["expiration"],
+        Value::Null,
+        "API keys default to never expiring"
+    );
+    assert_eq!(
+        Some(body["id"].as_str().unwrap().to_owned()),
+        clerk.machine_token_id(&key)
+    );
+
+    let oauth = clerk.mint_oauth_token("user_1", &[]);
+    let (status, body) = post_machine(
+        &base,
+        "oauth_applications/access_tokens/verify",
+        &secret,
+        json!({ "access_token": oauth }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["object"], "clerk_idp_oauth_access_token");
+    assert!(body["client_id"].is_string() && body["expiration"].is_i64());
+
+    // M2M takes the machine secret key (or the instance key).
+    let m2m = clerk.mint_m2m_token("mch_1", &[]);
+    for credential in [clerk.machine_secret_key(), secret.clone()] {
+        let (status, body) = post_machine(
+            &base,
+            "m2m_tokens/verify",
+            &credential,
+            json!({ "token": m2m }),
+        )
+        .await;
+        assert_eq!(
+            (status, &body["object"]),
+            (200, &json!("machine_to_machine_token"))
+        );
+    }
+    // ... but the API key route does not take the machine secret key.
+    let (status, body) = post_machine(
+        &base,
+        "api_keys/verify",
+        &clerk.machine_secret_key(),
+        json!({ "secret": key }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["errors"][0]["code"]),
+        (401, &json!("authentication_invalid"))
+    );
+
+    clerk.revoke(&key);
+    clerk.expire(&oauth);
+    let (_, body) = post_machine(&base, "api_keys/verify", &secret, json!({ "secret": key })).await;
+    assert_eq!(
+        (&body["revoked"], body["revocation_reason"].is_string()),
+        (&json!(true), true)
+    );
+    let (_, body) = post_machine(
+        &base,
+        "oauth_applications/access_tokens/verify",
+        &secret,
+        json!({ "access_token": oauth }),
+    )
+    .await;
+    assert_eq!(body["expired"], true);
+
+    let (status, body) = post_machine(
+        &base,
+        "api_keys/verify",
+        &secret,
+        json!({ "secret": "ak_unknown" }),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["errors"][0]["code"]),
+        (404, &json!("resource_not_found"))
+    );
+    // A token sent to another kind's route is unknown there.
+    let (status, _) =
+        post_machine(&base, "m2m_tokens/verify", &secret, json!({ "token": key })).await;
+    assert_eq!(status, 404);
+    let (status, _) =
+        post_machine(&base, "api_keys/verify", &secret, json!({ "token": key })).await;
+    assert_eq!(status, 400, "wrong body member");
+    assert_eq!(
+        (
+            clerk.requests(Endpoint::ApiKeys),
+            clerk.requests(Endpoint::OAuthTokens),
+            clerk.requests(Endpoint::M2MTokens)
+        ),
+        (5, 2, 3)
+    );
 }
