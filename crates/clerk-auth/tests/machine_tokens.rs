@@ -86,7 +86,7 @@ fn assert_unavailable(result: Result<Principal, AuthError>) {
     );
     let code = err.public_code();
     assert_eq!((code, code.status()), (PublicCode::AuthUnavailable, 503));
-    let (_, headers) = rejection_parts(code);
+    let (_, headers) = rejection_parts(code, "test");
     assert!(
         headers.contains_key("retry-after"),
         "503 carries Retry-After"
