@@ -110,15 +110,14 @@ pub struct MemberList<'a> {
 // these types only describe that JSON for the document; they are never built.
 
 /// A cell, nbformat-flavoured: `outputs` and `execution_count` exist only on code cells.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[schema(as = Cell, discriminator(property_name = "cell_type", mapping(
     ("code" = "#/components/schemas/CodeCell"),
     ("markdown" = "#/components/schemas/TextCell"),
     ("raw" = "#/components/schemas/TextCell"),
 )))]
 #[allow(dead_code)]
-#[derive(Serialize)]
-#[serde(untagged)]
 pub enum CellSchema {
     Code(CodeCell),
     Text(TextCell),
