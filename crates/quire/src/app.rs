@@ -50,7 +50,7 @@ impl App {
         };
         let state = assemble(config, store, verifier, fanout.clone())?;
         if let Some(fanout) = fanout {
-            fanout.spawn_relay(state.clone());
+            fanout.spawn_relay(state.notebooks().clone(), state.hub().clone());
         }
         Ok(App {
             state,

@@ -465,7 +465,7 @@ pub struct IpynbCodeCell {
     #[schema(value_type = Vec<IpynbOutput>, required = false)]
     outputs: Option<Vec<Value>>,
     /// An integer or null (read as a signed 64-bit integer).
-    #[schema(required = false, minimum = -9223372036854775807_i64, maximum = 9223372036854775807_i64)]
+    #[schema(required = false, minimum = -9223372036854775808.0, maximum = 9223372036854775807_i64)]
     execution_count: Option<i64>,
     /// Ignored on code cells.
     #[schema(value_type = Value, required = false)]

@@ -226,10 +226,22 @@ fn read_version(doc: &Map<String, Value>) -> Result<(i64, i64), IpynbError> {
     Ok((major, minor))
 }
 
+/// A JSON integer as JSON Schema (and our OpenAPI document) defines one: any
+/// number without a fractional part, `4.0` included, within i64.
+fn whole_number(v: &Value) -> Option<i64> {
+    // Beyond 2^53 a float is not an exact integer any more.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() <= EXACT)
+            .map(|f| f as i64)
+    })
+}
+
 /// A required non-negative integer field.
 fn version_field(doc: &Map<String, Value>, name: &'static str) -> Result<i64, IpynbError> {
     doc.get(name)
-        .and_then(Value::as_i64)
+        .and_then(whole_number)
         .filter(|v| *v >= 0)
         .ok_or(IpynbError::BadVersionField(name))
 }
@@ -392,8 +404,7 @@ fn future_output(output: Value) -> Value {
 fn take_execution_count(cell: &Map<String, Value>) -> Result<Option<i64>, &'static str> {
     match cell.get("execution_count") {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_i64()
+        Some(v) => whole_number(v)
             .map(Some)
             .ok_or("execution_count must be an integer or null"),
     }

@@ -328,7 +328,14 @@ pub struct Cell {
 impl Serialize for Cell {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let code = self.cell_type.is_code();
-        let mut map = serializer.serialize_map(Some(if code { 7 } else { 5 }))?;
+        // nbformat: attachments exist on markdown and raw cells only.
+        let attachments = self.attachments.as_ref().filter(|_| !code);
+        let len = if code {
+            7
+        } else {
+            5 + usize::from(attachments.is_some())
+        };
+        let mut map = serializer.serialize_map(Some(len))?;
         map.serialize_entry("id", &self.id)?;
         map.serialize_entry("cell_type", &self.cell_type)?;
         map.serialize_entry("source", &self.source)?;
@@ -336,6 +343,9 @@ impl Serialize for Cell {
         if code {
             map.serialize_entry("outputs", &self.outputs)?;
             map.serialize_entry("execution_count", &self.execution_count)?;
+        }
+        if let Some(attachments) = attachments {
+            map.serialize_entry("attachments", attachments)?;
         }
         map.serialize_entry("version", &self.version)?;
         map.end()
@@ -601,8 +611,19 @@ mod tests {
     }
 
     #[test]
-    fn markdown_cell_json_has_no_outputs() {
+    fn markdown_cell_json_has_no_outputs_but_its_attachments() {
+        // The page resolves `attachment:a.png` images from them.
         let v = serde_json::to_value(cell(CellType::Markdown)).unwrap();
+        assert_eq!(
+            v,
+            json!({"id": "c1", "cell_type": "markdown", "source": "x = 1", "metadata": {},
+                   "attachments": {"a.png": {}}, "version": 2})
+        );
+        let plain = Cell {
+            attachments: None,
+            ..cell(CellType::Markdown)
+        };
+        let v = serde_json::to_value(plain).unwrap();
         assert_eq!(
             v,
             json!({"id": "c1", "cell_type": "markdown", "source": "x = 1", "metadata": {}, "version": 2})

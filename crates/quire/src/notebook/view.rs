@@ -163,6 +163,11 @@ pub struct TextCell {
     /// nbformat cell metadata.
     #[schema(value_type = Object)]
     metadata: Map<String, Value>,
+    /// nbformat attachments (`{"name.png": {"image/png": "<base64>"}}`), only
+    /// when the cell has some (imported notebooks); `attachment:name` images
+    /// in markdown refer to them.
+    #[schema(value_type = Object, required = false)]
+    attachments: Option<Map<String, Value>>,
     /// 1 for a new cell, +1 on every change to it; send as `base_version`.
     #[schema(minimum = 1)]
     version: i64,

@@ -20,8 +20,12 @@ use crate::store::{Access, StoreError};
 #[async_trait]
 pub trait ChangePath: Send + Sync {
     /// Validates, commits and publishes one op (acks follow the commit).
-    async fn apply(&self, id: NotebookId, author: &UserId, op: Op)
-        -> Result<Committed, ServiceError>;
+    async fn apply(
+        &self,
+        id: NotebookId,
+        author: &UserId,
+        op: Op,
+    ) -> Result<Committed, ServiceError>;
 
     /// The user's access to the notebook, read fresh (admission).
     async fn access(&self, id: NotebookId, user: &UserId) -> Result<Access, StoreError>;

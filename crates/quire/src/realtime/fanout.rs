@@ -25,9 +25,10 @@ use tokio::sync::mpsc;
 
 use super::presence::PRESENCE_REPUBLISH;
 use super::protocol::PresenceEntry;
+use super::Hub;
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Committed;
-use crate::AppState;
+use crate::service::Notebooks;
 
 const NOTEBOOK_PREFIX: &str = "quire:nb:";
 const CONTROL_CHANNEL: &str = "quire:control";
@@ -142,17 +143,16 @@ impl Fanout {
         }
     }
 
-    /// Relays other processes' messages to `state` until shutdown.
-    pub fn spawn_relay(&self, state: AppState) {
+    /// Relays other processes' messages to the change path and the hub until
+    /// shutdown.
+    pub fn spawn_relay(&self, notebooks: Notebooks, hub: Hub) {
         let publisher = self.clone();
-        state
-            .hub()
-            .set_presence_sink(Box::new(move |notebook, users| {
-                publisher.publish_control(&Control::Presence { notebook, users });
-            }));
+        hub.set_presence_sink(Box::new(move |notebook, users| {
+            publisher.publish_control(&Control::Presence { notebook, users });
+        }));
         let fanout = self.clone();
-        let tasks = state.hub().tasks().clone();
-        tasks.spawn(async move { fanout.relay(state).await });
+        let tasks = hub.tasks().clone();
+        tasks.spawn(async move { fanout.relay(notebooks, hub).await });
     }
 
     async fn subscribe(&self) -> bool {
@@ -163,8 +163,8 @@ impl Fanout {
         ok
     }
 
-    async fn relay(self, state: AppState) {
-        let cancel = state.hub().shutdown_token();
+    async fn relay(self, notebooks: Notebooks, hub: Hub) {
+        let cancel = hub.shutdown_token();
         let subscriber = self.inner.subscriber.clone();
         let mut messages = subscriber.message_rx();
         let mut errors = subscriber.error_rx();
@@ -174,7 +174,7 @@ impl Fanout {
             .is_ok()
             && self.subscribe().await
         {
-            state.notebooks().fanout_recovered().await;
+            notebooks.fanout_recovered().await;
         } else {
             tracing::warn!("Redis is not reachable: serving degraded until it is");
         }
@@ -182,24 +182,24 @@ impl Fanout {
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = republish.tick() => state.hub().republish_presence(),
+                _ = republish.tick() => hub.republish_presence(),
                 message = messages.recv() => match message {
-                    Ok(m) => self.on_message(&state, m.channel.to_string(), m.value.as_str().map(|s| s.to_string())).await,
+                    Ok(m) => self.on_message(&notebooks, &hub, m.channel.to_string(), m.value.as_str().map(|s| s.to_string())).await,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "fan-out relay lagged; catching up from the op log");
-                        state.notebooks().fanout_recovered().await;
+                        notebooks.fanout_recovered().await;
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 Ok(error) = errors.recv() => {
                     tracing::warn!(error = ?error.0, "Redis connection lost: serving degraded");
                     self.inner.healthy.store(false, Ordering::Relaxed);
-                    state.notebooks().fanout_degraded();
+                    notebooks.fanout_degraded();
                 }
                 Ok(_) = reconnects.recv() => {
                     if self.subscribe().await {
                         tracing::info!("Redis reconnected: catching up");
-                        state.notebooks().fanout_recovered().await;
+                        notebooks.fanout_recovered().await;
                     }
                 }
             }
@@ -208,12 +208,18 @@ impl Fanout {
         let _ = self.inner.publisher.quit().await;
     }
 
-    async fn on_message(&self, state: &AppState, channel: String, payload: Option<String>) {
+    async fn on_message(
+        &self,
+        notebooks: &Notebooks,
+        hub: &Hub,
+        channel: String,
+        payload: Option<String>,
+    ) {
         let Some(payload) = payload else { return };
         if let Some(id) = channel.strip_prefix(NOTEBOOK_PREFIX) {
             match serde_json::from_str::<Envelope<Committed>>(&payload) {
                 Ok(e) if e.origin == self.inner.origin => {}
-                Ok(e) => state.notebooks().remote_commit(&e.body).await,
+                Ok(e) => notebooks.remote_commit(&e.body).await,
                 Err(e) => tracing::warn!(notebook = id, error = %e, "unreadable fan-out message"),
             }
         } else if channel == CONTROL_CHANNEL {
@@ -222,8 +228,8 @@ impl Fanout {
                 Ok(Envelope {
                     origin,
                     body: Control::Presence { notebook, users },
-                }) => state.hub().remote_presence(&origin, notebook, users),
-                Ok(e) => state.notebooks().remote_control(e.body),
+                }) => hub.remote_presence(&origin, notebook, users),
+                Ok(e) => notebooks.remote_control(e.body),
                 Err(e) => tracing::warn!(error = %e, "unreadable fan-out control message"),
             }
         }

@@ -177,6 +177,11 @@ pub enum ServerMsg<'a> {
         epoch: &'a str,
         role: Role,
         expires_in: i64,
+        /// With a full `ready`: the notebook's .ipynb top-level metadata
+        /// (`kernelspec`, `language_info`), which the page picks its
+        /// highlighting language from. Not part of the REST notebook shape.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        metadata: Option<&'a Map<String, Value>>,
     },
     /// One committed op.
     #[serde(rename = "op")]
@@ -442,6 +447,7 @@ mod tests {
             epoch: "e",
             role: Role::Editor,
             expires_in: 60,
+            metadata: None,
         };
         assert_eq!(
             resumed.text().as_str(),

@@ -202,6 +202,7 @@ impl Session {
             epoch: &epoch,
             role: self.role,
             expires_in: self.life.expires_in(),
+            metadata: None,
         };
         self.send(out, ready)?;
         self.delivered = since.version;
@@ -230,6 +231,7 @@ impl Session {
             epoch: &notebook.meta.epoch,
             role: self.role,
             expires_in: self.life.expires_in(),
+            metadata: Some(&notebook.meta.metadata),
         };
         self.send(out, ready)?;
         self.delivered = notebook.meta.version;
