@@ -1,0 +1,45 @@
+// Markdown as Jupyter renders it (web/src/markdown.js): GFM tables,
+// strikethrough, task lists, KaTeX math, heading ids, attachment images.
+// Sanitizing happens in the browser (sanitize.js, checked by the e2e test);
+// here: what markdown-it makes, and that unsafe links never become links.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { renderMarkdown, attachmentUrl } from '../src/markdown.js';
+
+test('GFM tables, strikethrough and task lists', () => {
+  const html = renderMarkdown('| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~\n\n- [x] done\n- [ ] todo');
+  assert.match(html, /<table>[\s\S]*<th>a<\/th>[\s\S]*<td>2<\/td>/);
+  assert.match(html, /<s>old<\/s>/);
+  assert.match(html, /<li class="task-list-item"><input class="task-list-item-checkbox" checked="" disabled="" type="checkbox"> done/);
+});
+
+test('inline and display math render with KaTeX', () => {
+  const html = renderMarkdown('Euler: $e^{i\\pi}+1=0$\n\n$$\\int_0^1 x\\,dx$$');
+  assert.match(html, /class="katex"/);
+  assert.match(html, /class="katex-display"/);
+  assert.match(html, /<math/);
+  assert.doesNotMatch(html, /\$e\^/);
+});
+
+test('headings get ids to link to', () => {
+  assert.match(renderMarkdown('# Plan (bob)'), /<h1 id="plan-bob">Plan \(bob\)<\/h1>/);
+});
+
+test('attachment: images become data: URLs of the cell\'s attachments', () => {
+  const attachments = { 'dot.png': { 'image/png': 'iVBORw0KGgo=' } };
+  const html = renderMarkdown('![a dot](attachment:dot.png)', attachments);
+  assert.match(html, /<img src="data:image\/png;base64,iVBORw0KGgo=" alt="a dot">/);
+  assert.equal(attachmentUrl(attachments, 'missing.png'), '');
+  assert.equal(attachmentUrl({ 'x.html': { 'text/html': '<script>' } }, 'x.html'), '', 'only images');
+});
+
+test('javascript: and data:text/html links are not links', () => {
+  const html = renderMarkdown('[a](javascript:alert(1)) [b](data:text/html,<script>alert(1)</script>) [ok](https://example.com/)');
+  assert.doesNotMatch(html, /href="(javascript|data):/i);
+  assert.match(html, /<a href="https:\/\/example.com\/" target="_blank" rel="noopener noreferrer">ok<\/a>/);
+});
+
+test('fenced code stays verbatim', () => {
+  assert.equal(renderMarkdown('```\n<x> **no**\n```'), '<pre><code>&lt;x&gt; **no**\n</code></pre>\n');
+});
