@@ -378,9 +378,10 @@ export class NotebookView {
     this.renderMode(id);
   }
 
+  /** Shows a cell's editor and puts the caret there (writers only: viewers keep the rendering). */
   enterEdit(id) {
     const el = this.els.get(id);
-    if (!el) return;
+    if (!el || !this.model.isWriter()) return;
     this.editing.add(id);
     this.renderMode(id);
     el.focusEditor();
