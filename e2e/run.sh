@@ -4,7 +4,9 @@
 #   builds quire, starts `quire dev` on a free loopback port with a throwaway SQLite database,
 #   runs e2e/e2e.mjs against it, and stops the server. Never downloads a browser.
 # Usage: bash e2e/run.sh        Screenshots: target/e2e-screenshots/   Server log: target/e2e-server.log
+#        bash e2e/run.sh bench-page.mjs   the same server, another script of e2e/ (the page benchmark)
 set -euo pipefail
+SCRIPT="${1:-e2e.mjs}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -53,4 +55,4 @@ for _ in $(seq 1 100); do
 done
 
 echo "e2e: quire dev at http://127.0.0.1:$PORT (log: target/e2e-server.log)"
-QUIRE_URL="http://127.0.0.1:$PORT" QUIRE_BIN="$BIN" node e2e/e2e.mjs
+QUIRE_URL="http://127.0.0.1:$PORT" QUIRE_BIN="$BIN" node "e2e/$SCRIPT"

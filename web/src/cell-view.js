@@ -28,11 +28,13 @@ export class CellView {
     this.on = on;
     this.codeView = null;
     this.shownOutputs = undefined;
+    this.shownMarkdown = null;
     this.textarea = h('textarea', {
       class: 'cell-source', spellcheck: 'false', rows: 1, 'aria-label': 'Cell source',
       autocapitalize: 'off', autocomplete: 'off',
     });
     this.textarea.value = text;
+    this.textarea.hidden = true; // until the first renderMode
     this.textarea.addEventListener('input', () => {
       autosize(this.textarea);
       on.input(this.textarea.value);
@@ -43,11 +45,11 @@ export class CellView {
     const enterOnClick = (ev) => { if (!ev.target.closest('a')) on.edit(); };
     const enterOnKey = (ev) => { if (ev.key === 'Enter') { ev.preventDefault(); on.edit(); } };
     this.preview = h('div', {
-      class: 'md-preview md', tabindex: '0', role: 'button', 'aria-label': 'Markdown cell; press Enter to edit',
+      class: 'md-preview md', tabindex: '0', hidden: true, role: 'button', 'aria-label': 'Markdown cell; press Enter to edit',
       onclick: enterOnClick, onkeydown: enterOnKey,
     });
     this.codeBox = h('div', {
-      class: 'code-view', tabindex: '0', role: 'button', 'aria-label': 'Code cell; press Enter to edit',
+      class: 'code-view', tabindex: '0', hidden: true, role: 'button', 'aria-label': 'Code cell; press Enter to edit',
       onclick: enterOnClick, onkeydown: enterOnKey,
     });
     this.inPrompt = h('div', { class: 'prompt in-prompt', 'aria-hidden': 'true' });
@@ -121,7 +123,15 @@ export class CellView {
       return;
     }
     if (code) this.renderCode(text);
-    else if (text.trim()) setSafeHtml(this.preview, renderMarkdown(text, cell.attachments));
+    else this.renderMarkdown(text, cell.attachments, writer);
+  }
+
+  /** The rendered markdown (redone only when the text, attachments or placeholder changed). */
+  renderMarkdown(text, attachments, writer) {
+    const key = [text, attachments, writer];
+    if (this.shownMarkdown?.every((v, i) => v === key[i])) return;
+    this.shownMarkdown = key;
+    if (text.trim()) setSafeHtml(this.preview, renderMarkdown(text, attachments));
     else replace(this.preview, h('p', { class: 'muted' }, writer ? 'Empty markdown cell — click to write.' : 'Empty markdown cell.'));
   }
 

@@ -9,6 +9,9 @@ import { CellView } from './cell-view.js';
 import { openShareDialog } from './share-dialog.js';
 import { Live } from './live.js';
 
+/** How long one slice of filling in new cells may take before the page paints. */
+const FILL_BUDGET_MS = 12;
+
 const CLOSED_TEXT = { 'signed-out': 'Signed out', forbidden: 'No access', gone: 'Deleted' };
 
 export class NotebookView {
@@ -21,6 +24,8 @@ export class NotebookView {
     this.onSignOut = onSignOut;
     this.me = auth.user;
     this.els = new Map();
+    this.unrendered = new Set(); // cells made but not filled in yet (see fillCells)
+    this.fillScheduled = false;
     this.editing = new Set();
     this.titleDirty = false;
     this.connection = { phase: 'connecting' };
@@ -338,19 +343,42 @@ export class NotebookView {
         },
       },
     });
-    // Fill it in once it is in the document (sizing needs layout).
-    queueMicrotask(() => {
-      this.renderCellMeta(id);
-      el.fit();
-    });
+    this.unrendered.add(id);
+    this.scheduleFill();
     return el;
+  }
+
+  scheduleFill() {
+    if (this.fillScheduled) return;
+    this.fillScheduled = true;
+    queueMicrotask(() => this.fillCells());
+  }
+
+  /**
+   * Fills in new cells (markdown, highlighting, outputs) once they are in
+   * the document, in document order, a few milliseconds at a time: a big
+   * notebook paints its first cells at once and the rest right after,
+   * instead of the page freezing until the last one is done.
+   */
+  fillCells() {
+    const started = performance.now();
+    for (const cell of this.model.cells) {
+      if (!this.unrendered.has(cell.id)) continue;
+      this.unrendered.delete(cell.id);
+      this.renderCellMeta(cell.id);
+      this.els.get(cell.id)?.fit();
+      if (performance.now() - started > FILL_BUDGET_MS) break;
+    }
+    for (const id of this.unrendered) if (!this.model.cell(id)) this.unrendered.delete(id);
+    if (this.unrendered.size) setTimeout(() => this.fillCells(), 0);
+    else this.fillScheduled = false;
   }
 
   /** Type selector, mode, status and conflict of one cell. */
   renderCellMeta(id) {
     const el = this.els.get(id);
     const cell = this.model.cell(id);
-    if (!el || !cell) return;
+    if (!el || !cell || this.unrendered.has(id)) return;
     el.renderMeta({ type: this.model.typeOf(id), version: cell.version, status: this.model.status(id) });
     el.renderConflict(this.model.edits.get(id)?.conflict, this.model.isWriter());
     this.renderMode(id);
@@ -360,7 +388,7 @@ export class NotebookView {
   renderMode(id) {
     const el = this.els.get(id);
     const cell = this.model.cell(id);
-    if (!el || !cell) return;
+    if (!el || !cell || this.unrendered.has(id)) return;
     const e = this.model.edits.get(id);
     el.renderMode({
       type: this.model.typeOf(id),
@@ -383,6 +411,8 @@ export class NotebookView {
     const el = this.els.get(id);
     if (!el || !this.model.isWriter()) return;
     this.editing.add(id);
+    this.unrendered.delete(id);
+    this.renderCellMeta(id);
     this.renderMode(id);
     el.focusEditor();
   }
