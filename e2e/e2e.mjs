@@ -131,9 +131,12 @@ async function newUser(browser, name, userId, { routable = false, viewport = { w
   pages[name] = page;
   page.on('pageerror', (e) => problems.push(`${name}: page error: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) {
-      problems.push(`${name}: ${m.text()}`);
-    }
+    if (m.type() !== 'error' || !/Content Security Policy|Refused to/i.test(m.text())) return;
+    // Parsing a hostile notebook's HTML (to sanitize it) makes Chromium report
+    // each event-handler attribute it meets as blocked by script-src: that is
+    // the CSP backing the sanitizer up, and expected only there.
+    if (s.hostileOpen && /^Executing inline event handler violates/.test(m.text())) s.blockedHandlers += 1;
+    else problems.push(`${name}: ${m.text()}`);
   });
   page.on('dialog', (d) => d.accept());
   await page.goto(`${BASE}/`);
@@ -640,7 +643,7 @@ await step('test4.ipynb shows the printed "hello", the bold HTML and the PNG, wi
   await shot(alice, 'test4-desktop');
 });
 
-await step('markdown tables, KaTeX, attachments; ANSI tracebacks; highlighted code; long output folded', async () => {
+await step('markdown tables, KaTeX; ANSI tracebacks; highlighted code; long output folded', async () => {
   const alice = s.alice.page;
   await importFixture(alice, 'rich.ipynb');
   const md = '#cells .cell[data-type="markdown"] .md-preview';
@@ -651,10 +654,6 @@ await step('markdown tables, KaTeX, attachments; ANSI tracebacks; highlighted co
   assert(!(await alice.textContent(md)).includes('$e^'), 'no raw TeX left');
   assert(await alice.$(`${md} del, ${md} s`), 'strikethrough');
   eq(await alice.$$eval(`${md} input[type="checkbox"]`, (b) => b.map((x) => x.checked).join()), 'true,false', 'task list');
-  await alice.waitForFunction((sel) => {
-    const i = document.querySelector(`${sel} img[alt="a dot"]`);
-    return i && i.src.startsWith('data:image/png') && i.complete && i.naturalWidth === 16;
-  }, md);
   const tb = '.output-error';
   const colours = await alice.$$eval(`${tb} span[class*="ansi-"]`, (spans) => spans.map((x) => x.className));
   assert(colours.includes('ansi-red-fg') && colours.includes('ansi-green-fg'), `coloured spans: ${colours}`);
@@ -682,8 +681,12 @@ await step('markdown tables, KaTeX, attachments; ANSI tracebacks; highlighted co
   await shot(alice, 'rich-375');
   const overflow = await alice.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert(overflow <= 0, `outputs stay inside 375 px (overflow ${overflow}px)`);
-  const wide = await alice.$eval('img.output-image[src^="data:image/png"]', (i) => i.getBoundingClientRect().right);
-  assert(wide <= 375, `a wide image is scaled to the cell (right edge at ${wide}px)`);
+  const wide = await alice.waitForFunction(() => {
+    const i = [...document.querySelectorAll('img.output-image')].find((x) => x.naturalWidth === 1600);
+    return i?.complete && i.getBoundingClientRect();
+  });
+  const box = await wide.jsonValue();
+  assert(box.width > 200 && box.right <= 375, `the 1600 px image is scaled to the cell (${box.width}px wide, right edge at ${box.right}px)`);
   await alice.setViewportSize({ width: 1280, height: 800 });
 });
 
@@ -695,6 +698,8 @@ await step('a hostile notebook runs nothing: no script, handler, javascript: lin
   const onDialog = (d) => dialogs.push(d.message());
   alice.on('console', onConsole);
   alice.on('dialog', onDialog);
+  s.hostileOpen = true;
+  s.blockedHandlers = 0;
   try {
     await importFixture(alice, 'hostile.ipynb');
     await alice.waitForSelector('.output-html b');
@@ -725,7 +730,12 @@ await step('a hostile notebook runs nothing: no script, handler, javascript: lin
     assert(!messages.some((m) => m.includes('PWNED')), `console untouched: ${messages.join(' | ')}`);
     eq(dialogs.length, 0, 'no dialogs');
     await shot(alice, 'hostile-desktop');
+    assert(s.blockedHandlers > 0, 'the CSP reported the handlers it met while the HTML was parsed (and ran none)');
+    // Leave the page, so later steps see no more of it.
+    await alice.goto(`${BASE}/#/`);
+    await alice.waitForSelector('#create-form');
   } finally {
+    s.hostileOpen = false;
     alice.off('console', onConsole);
     alice.off('dialog', onDialog);
   }

@@ -28,7 +28,7 @@ function dataBody(item) {
     case 'image/png':
     case 'image/jpeg':
     case 'image/svg+xml':
-      return h('img', { class: 'output-image', src: imageUrl(mime, value), alt: 'Output image', loading: 'lazy' });
+      return h('img', { class: 'output-image', src: imageUrl(mime, value), alt: 'Output image', decoding: 'async' });
     case 'text/html':
       return setSafeHtml(h('div', { class: 'output-html' }), value);
     case 'text/markdown':

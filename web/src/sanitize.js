@@ -4,7 +4,8 @@
 // objects and forms are dropped; tables, inline styles, SVG and MathML stay
 // (a pandas DataFrame still renders as a table). `<style>` elements are
 // dropped too: the page's CSP only lets nonce-carrying style elements apply,
-// and a notebook's stylesheet would restyle the whole page.
+// and a notebook's stylesheet would restyle the whole page. What DOMPurify
+// checked is what goes in: its result is a DOM fragment, never re-parsed.
 
 import DOMPurify from 'dompurify';
 
@@ -23,9 +24,24 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
   }
 });
 
+/**
+ * `html` without its `<style>` elements, parsed in a template (inert: nothing
+ * loads, runs or applies there). DOMPurify would drop them too, but it parses
+ * into a document of its own, where the page's CSP already reports each one
+ * as a violation.
+ */
+function withoutStyleElements(html) {
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  const styles = template.content.querySelectorAll('style');
+  if (!styles.length) return html;
+  for (const style of styles) style.remove();
+  return template.innerHTML;
+}
+
 /** A fragment holding `html` with everything that could script removed. */
 export function sanitize(html) {
-  return DOMPurify.sanitize(String(html ?? ''), CONFIG);
+  return DOMPurify.sanitize(withoutStyleElements(String(html ?? '')), CONFIG);
 }
 
 /** Puts sanitized `html` into `el` (replacing its children). */
