@@ -189,5 +189,5 @@ export class CellView {
   }
 
   /** Grows the editor to its text (needs layout: call once in the document). */
-  fit() { autosize(this.textarea); }
+  fit() { if (!this.textarea.hidden) autosize(this.textarea); }
 }

@@ -5,27 +5,62 @@
 // still injects its base <style> elements: they carry the page's CSP nonce
 // (the server puts a fresh one in <meta name="csp-nonce"> of every page).
 //
+// A cell first shows its code highlighted by the same parser and highlighter
+// without an editor (a <pre>; cheap), and becomes a CodeMirror view when it
+// comes near the screen: a 500-cell notebook opens without building 250
+// editors at once.
+//
 // Editing still happens in the cell's textarea (the whole-source cell.update
 // flow); this view is what a cell shows when nobody is typing in it, and all
 // a viewer gets. Co-editing will make CodeMirror the editor itself.
 
-import { EditorState, Compartment } from '@codemirror/state';
+import { EditorState } from '@codemirror/state';
 import { EditorView } from '@codemirror/view';
 import { syntaxHighlighting, bracketMatching } from '@codemirror/language';
-import { classHighlighter } from '@lezer/highlight';
-import { python } from '@codemirror/lang-python';
-import { javascript } from '@codemirror/lang-javascript';
+import { classHighlighter, highlightCode } from '@lezer/highlight';
+import { python, pythonLanguage } from '@codemirror/lang-python';
+import { javascript, javascriptLanguage } from '@codemirror/lang-javascript';
 import { diffRange } from './merge.js';
 
 const LANGUAGES = {
-  python: () => python(),
-  javascript: () => javascript(),
-  text: () => [],
+  python: { support: python, parser: pythonLanguage.parser },
+  javascript: { support: javascript, parser: javascriptLanguage.parser },
 };
 
 /** The nonce of this page response (empty outside a served page). */
 export function cspNonce() {
   return document.querySelector('meta[name="csp-nonce"]')?.getAttribute('content') || '';
+}
+
+/** Code as highlighted lines in a <pre>, the way the editor will show it. */
+function staticHighlight(pre, text, language) {
+  pre.replaceChildren();
+  const parser = LANGUAGES[language]?.parser;
+  if (!parser) {
+    pre.textContent = text;
+    return;
+  }
+  highlightCode(text, parser.parse(text), classHighlighter,
+    (chunk, classes) => pre.append(classes ? Object.assign(document.createElement('span'), { className: classes, textContent: chunk }) : chunk),
+    () => pre.append('\n'));
+}
+
+/** One observer for every code view: each upgrades once it nears the screen. */
+let observer = null;
+function watch(view) {
+  if (typeof IntersectionObserver === 'undefined') {
+    view.upgrade();
+    return;
+  }
+  observer ??= new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      observer.unobserve(entry.target);
+      entry.target.codeView?.upgrade();
+    }
+  }, { rootMargin: '600px 0px' });
+  view.dom.codeView = view;
+  observer.observe(view.dom);
 }
 
 export class CodeView {
@@ -35,31 +70,54 @@ export class CodeView {
    * @param {string} o.text
    */
   constructor({ language, text }) {
-    this.language = new Compartment();
-    this.view = new EditorView({
+    this.language = language;
+    this.text = text;
+    this.editor = null;
+    this.dom = document.createElement('div');
+    this.dom.className = 'code-view-body';
+    this.pre = document.createElement('pre');
+    this.pre.className = 'code-static';
+    staticHighlight(this.pre, text, language);
+    this.dom.append(this.pre);
+    watch(this);
+  }
+
+  /** Replaces the static rendering with a read-only CodeMirror view. */
+  upgrade() {
+    if (this.editor || !this.dom.isConnected) return;
+    const support = LANGUAGES[this.language]?.support;
+    this.editor = new EditorView({
       state: EditorState.create({
-        doc: text,
+        doc: this.text,
         extensions: [
           EditorView.cspNonce.of(cspNonce()),
           EditorState.readOnly.of(true),
           EditorView.editable.of(false),
           EditorView.contentAttributes.of({ 'aria-label': 'Cell source (highlighted)' }),
-          this.language.of((LANGUAGES[language] || LANGUAGES.text)()),
+          support ? support() : [],
           syntaxHighlighting(classHighlighter),
           bracketMatching(),
         ],
       }),
     });
-    this.dom = this.view.dom;
+    this.pre.replaceWith(this.editor.dom);
   }
 
   /** Shows `text`, replacing only what changed. */
   setText(text) {
-    const doc = this.view.state.doc.toString();
-    if (doc === text) return;
-    const d = diffRange(doc, text);
-    this.view.dispatch({ changes: { from: d.start, to: d.end, insert: d.insert } });
+    if (text === this.text) return;
+    const before = this.text;
+    this.text = text;
+    if (!this.editor) {
+      staticHighlight(this.pre, text, this.language);
+      return;
+    }
+    const d = diffRange(before, text);
+    this.editor.dispatch({ changes: { from: d.start, to: d.end, insert: d.insert } });
   }
 
-  destroy() { this.view.destroy(); }
+  destroy() {
+    observer?.unobserve(this.dom);
+    this.editor?.destroy();
+  }
 }
