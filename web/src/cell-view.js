@@ -8,8 +8,7 @@ import { h, replace, autosize } from './ui.js';
 import { CELL_TYPES } from './notebook.js';
 import { inPrompt } from './output-model.js';
 import { mapCaret } from './merge.js';
-import { renderMarkdown } from './markdown.js';
-import { setSafeHtml } from './sanitize.js';
+import { markdownFragment } from './markdown-dom.js';
 import { renderOutputs } from './outputs.js';
 import { CodeView } from './code-view.js';
 
@@ -131,7 +130,7 @@ export class CellView {
     const key = [text, attachments, writer];
     if (this.shownMarkdown?.every((v, i) => v === key[i])) return;
     this.shownMarkdown = key;
-    if (text.trim()) setSafeHtml(this.preview, renderMarkdown(text, attachments));
+    if (text.trim()) this.preview.replaceChildren(markdownFragment(text, attachments));
     else replace(this.preview, h('p', { class: 'muted' }, writer ? 'Empty markdown cell — click to write.' : 'Empty markdown cell.'));
   }
 

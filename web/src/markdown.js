@@ -5,7 +5,14 @@
 // from the cell's attachments. Pure (a string in, an HTML string out; runs
 // under Node): the HTML may hold raw HTML from the source, so the view puts it
 // through sanitize.js before it reaches the page.
+//
+// For the page, `renderMarkdownSlots` leaves each formula as an empty
+// `<span data-quire-tex>` slot: the page sanitizes the (small) markdown HTML,
+// then fills every slot with that formula's KaTeX rendering, rendered and
+// sanitized once per distinct formula (markdown-dom.js). KaTeX's markup is most of
+// a math-heavy cell; a notebook repeats its formulas.
 
+import katex from 'katex';
 import MarkdownIt from 'markdown-it';
 import taskLists from 'markdown-it-task-lists';
 import anchor from 'markdown-it-anchor';
@@ -23,26 +30,68 @@ function slugify(text) {
   return slug || 'section';
 }
 
-const md = new MarkdownIt({ html: true, linkify: true })
-  .enable(['table', 'strikethrough'])
-  .use(taskLists, { enabled: false })
-  .use(anchor, { slugify, tabIndex: false })
-  .use(katexPlugin, { throwOnError: false, output: 'htmlAndMathml' });
+/** KaTeX options of every formula (markdown, text/latex outputs). */
+const KATEX_OPTIONS = { throwOnError: false, output: 'htmlAndMathml' };
 
-const defaultImage = md.renderer.rules.image;
-md.renderer.rules.image = (tokens, idx, options, env, self) => {
-  const token = tokens[idx];
-  const src = token.attrGet('src') || '';
-  if (src.startsWith('attachment:')) token.attrSet('src', attachmentUrl(env.attachments, src.slice('attachment:'.length)));
-  return defaultImage(tokens, idx, options, env, self);
+/** Distinct formulas kept rendered (a notebook has a few hundred; this bounds a pathological one). */
+const MATH_CACHE_SIZE = 2000;
+const mathCache = new Map();
+
+/**
+ * KaTeX's HTML of `tex` (display or inline), rendered once per distinct
+ * formula. Unsanitized, like renderMarkdown's result.
+ */
+export function renderMath(tex, displayMode) {
+  const key = `${displayMode ? 'D' : 'I'}${tex}`;
+  let html = mathCache.get(key);
+  if (html === undefined) {
+    html = katex.renderToString(tex, { ...KATEX_OPTIONS, displayMode });
+    if (mathCache.size >= MATH_CACHE_SIZE) mathCache.delete(mathCache.keys().next().value);
+    mathCache.set(key, html);
+  }
+  return html;
+}
+
+/** What the KaTeX plugin calls: the cached renderer, or one leaving a slot per formula. */
+const cachedKatex = { renderToString: (tex, opts) => renderMath(tex, !!opts?.displayMode) };
+const slotKatex = {
+  renderToString: (tex, opts) =>
+    `<span data-quire-tex="${escapeAttr(tex)}"${opts?.displayMode ? ' data-quire-display=""' : ''}></span>`,
 };
 
-const defaultLinkOpen = md.renderer.rules.link_open || ((tokens, idx, options, env, self) => self.renderToken(tokens, idx, options));
-md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
-  tokens[idx].attrSet('target', '_blank');
-  tokens[idx].attrSet('rel', 'noopener noreferrer');
-  return defaultLinkOpen(tokens, idx, options, env, self);
-};
+function escapeAttr(text) {
+  return text.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function markdownIt(katexImpl) {
+  const md = new MarkdownIt({ html: true, linkify: true })
+    .enable(['table', 'strikethrough'])
+    .use(taskLists, { enabled: false })
+    .use(anchor, { slugify, tabIndex: false })
+    .use(katexPlugin, { ...KATEX_OPTIONS, katex: katexImpl });
+  withAttachmentsAndLinks(md);
+  return md;
+}
+
+function withAttachmentsAndLinks(md) {
+  const defaultImage = md.renderer.rules.image;
+  md.renderer.rules.image = (tokens, idx, options, env, self) => {
+    const token = tokens[idx];
+    const src = token.attrGet('src') || '';
+    if (src.startsWith('attachment:')) token.attrSet('src', attachmentUrl(env.attachments, src.slice('attachment:'.length)));
+    return defaultImage(tokens, idx, options, env, self);
+  };
+
+  const defaultLinkOpen = md.renderer.rules.link_open || ((tokens, idx, options, env, self) => self.renderToken(tokens, idx, options));
+  md.renderer.rules.link_open = (tokens, idx, options, env, self) => {
+    tokens[idx].attrSet('target', '_blank');
+    tokens[idx].attrSet('rel', 'noopener noreferrer');
+    return defaultLinkOpen(tokens, idx, options, env, self);
+  };
+}
+
+const md = markdownIt(cachedKatex);
+const mdSlots = markdownIt(slotKatex);
 
 /**
  * A data: URL for attachment `name` (URL-decoded) of a cell's `attachments`
@@ -63,4 +112,12 @@ export function attachmentUrl(attachments, name) {
 /** HTML of a markdown text (unsanitized: see sanitize.js). */
 export function renderMarkdown(text, attachments = null) {
   return md.render(String(text ?? ''), { attachments });
+}
+
+/**
+ * HTML of a markdown text with every formula left as an empty
+ * `<span data-quire-tex="TeX" [data-quire-display]>` (unsanitized).
+ */
+export function renderMarkdownSlots(text, attachments = null) {
+  return mdSlots.render(String(text ?? ''), { attachments });
 }

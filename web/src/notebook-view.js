@@ -9,8 +9,11 @@ import { CellView } from './cell-view.js';
 import { openShareDialog } from './share-dialog.js';
 import { Live } from './live.js';
 
-/** How long one slice of filling in new cells may take before the page paints. */
-const FILL_BUDGET_MS = 12;
+/** How long one slice of filling in new cells may take before the page may paint. */
+const FILL_BUDGET_MS = 40;
+
+/** Cells the first slice fills whatever they take: about a screenful, so it paints at once. */
+const FIRST_SCREEN = 8;
 
 /** Cells from which the page lets the browser skip laying out cells off screen. */
 const BIG_NOTEBOOK = 100;
@@ -364,16 +367,18 @@ export class NotebookView {
    * notebook paints its first cells at once and the rest right after,
    * instead of the page freezing until the last one is done.
    */
-  fillCells() {
+  fillCells(first = true) {
     const started = performance.now();
+    let filled = 0;
     for (const cell of this.model.cells) {
       if (!this.unrendered.has(cell.id)) continue;
       this.unrendered.delete(cell.id);
       this.renderCellMeta(cell.id);
-      if (performance.now() - started > FILL_BUDGET_MS) break;
+      filled += 1;
+      if ((!first || filled >= FIRST_SCREEN) && performance.now() - started > FILL_BUDGET_MS) break;
     }
     for (const id of this.unrendered) if (!this.model.cell(id)) this.unrendered.delete(id);
-    if (this.unrendered.size) setTimeout(() => this.fillCells(), 0);
+    if (this.unrendered.size) nextTask(() => this.fillCells(false));
     else this.fillScheduled = false;
     // Every cell shows its content (for people measuring, and tests).
     this.cellsEl.dataset.filled = String(!this.fillScheduled);
@@ -455,6 +460,12 @@ export class NotebookView {
     this.shareDialog?.remove();
     this.shareDialog = openShareDialog({ api: this.api, notebookId: this.id, me: this.me, owner: this.model.role === 'owner' });
   }
+}
+
+/** Runs `fn` in a task of its own (after the browser had its chance to paint). */
+function nextTask(fn) {
+  if (globalThis.scheduler?.postTask) globalThis.scheduler.postTask(fn);
+  else setTimeout(fn, 0);
 }
 
 function initials(userId) {

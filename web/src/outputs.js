@@ -7,18 +7,21 @@
 // sanitize.js and application/javascript is shown as text.
 
 import { AnsiUp } from 'ansi_up';
-import katex from 'katex';
 import { h } from './ui.js';
 import { displayItems, imageUrl, latexSource } from './output-model.js';
-import { renderMarkdown } from './markdown.js';
-import { setSafeHtml } from './sanitize.js';
+import { markdownFragment, mathFragment } from './markdown-dom.js';
+import { setSafeHtml, sanitizeCached } from './sanitize.js';
 
 const ansi = new AnsiUp();
 ansi.use_classes = true;
 ansi.escape_html = true;
 
-/** Coloured HTML of text with ANSI escapes (escaped by ansi_up, then sanitized anyway). */
+/**
+ * Text in a <pre>; with ANSI escapes, their colours (ansi_up's HTML, escaped
+ * by it, then sanitized anyway). Text without an escape is just a text node.
+ */
 function ansiPre(cls, text) {
+  if (!text.includes('\u001b')) return h('pre', { class: cls }, text);
   return setSafeHtml(h('pre', { class: cls }), ansi.ansi_to_html(text));
 }
 
@@ -30,12 +33,11 @@ function dataBody(item) {
     case 'image/svg+xml':
       return h('img', { class: 'output-image', src: imageUrl(mime, value), alt: 'Output image', decoding: 'async' });
     case 'text/html':
-      return setSafeHtml(h('div', { class: 'output-html' }), value);
+      return h('div', { class: 'output-html' }, sanitizeCached(value));
     case 'text/markdown':
-      return setSafeHtml(h('div', { class: 'output-markdown md' }), renderMarkdown(value));
+      return h('div', { class: 'output-markdown md' }, markdownFragment(value));
     case 'text/latex':
-      return setSafeHtml(h('div', { class: 'output-latex' }),
-        katex.renderToString(latexSource(value), { displayMode: true, throwOnError: false, output: 'htmlAndMathml' }));
+      return h('div', { class: 'output-latex' }, mathFragment(latexSource(value), true));
     case 'application/json':
       return h('pre', { class: 'output-json' }, value);
     case 'application/javascript':

@@ -51,3 +51,25 @@ export function setSafeHtml(el, html) {
   el.replaceChildren(sanitize(html));
   return el;
 }
+
+/** Distinct HTML strings kept sanitized, and the longest one kept. */
+const CACHE_SIZE = 1000;
+const CACHE_MAX_CHARS = 64 * 1024;
+const cache = new Map();
+
+/**
+ * Like sanitize, but HTML seen before is not parsed and checked again: the
+ * fragment DOMPurify made of it the first time is cloned (KaTeX formulas a
+ * notebook repeats, outputs shown again after a reconnect).
+ */
+export function sanitizeCached(html) {
+  const text = String(html ?? '');
+  if (text.length > CACHE_MAX_CHARS) return sanitize(text);
+  let fragment = cache.get(text);
+  if (!fragment) {
+    fragment = sanitize(text);
+    if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value);
+    cache.set(text, fragment);
+  }
+  return fragment.cloneNode(true);
+}
