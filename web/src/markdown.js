@@ -30,8 +30,8 @@ function slugify(text) {
   return slug || 'section';
 }
 
-/** KaTeX options of every formula (markdown, text/latex outputs). */
-const KATEX_OPTIONS = { throwOnError: false, output: 'htmlAndMathml' };
+/** KaTeX options of every formula (markdown, text/latex outputs); `trust: false` matters: see markdown-dom.js. */
+const KATEX_OPTIONS = { throwOnError: false, output: 'htmlAndMathml', trust: false };
 
 /** Distinct formulas kept rendered (a notebook has a few hundred; this bounds a pathological one). */
 const MATH_CACHE_SIZE = 2000;

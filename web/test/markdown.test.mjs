@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderMarkdown, attachmentUrl } from '../src/markdown.js';
+import { renderMarkdown, renderMarkdownSlots, renderMath, attachmentUrl } from '../src/markdown.js';
 
 test('GFM tables, strikethrough and task lists', () => {
   const html = renderMarkdown('| a | b |\n|---|---|\n| 1 | 2 |\n\n~~old~~\n\n- [x] done\n- [ ] todo');
@@ -20,6 +20,23 @@ test('inline and display math render with KaTeX', () => {
   assert.match(html, /class="katex-display"/);
   assert.match(html, /<math/);
   assert.doesNotMatch(html, /\$e\^/);
+});
+
+test('for the page, each formula is left as a slot holding its TeX, the rest rendered the same', () => {
+  const text = 'Euler: $e^{i\\pi}<1$ and **bold**\n\n$$\\int_0^1 x\\,dx$$';
+  const html = renderMarkdownSlots(text);
+  assert.match(html, /<span data-quire-tex="e\^\{i\\pi\}&lt;1"><\/span>/);
+  assert.match(html, /<span data-quire-tex="\\int_0\^1 x\\,dx\n?" data-quire-display=""><\/span>/);
+  assert.match(html, /<strong>bold<\/strong>/);
+  assert.doesNotMatch(html, /katex"/);
+  // The full rendering has KaTeX's markup where the slots are, and the formula renders the same alone.
+  assert.ok(renderMarkdown(text).includes(renderMath('e^{i\\pi}<1', false)));
+});
+
+test('a formula renders once: the same TeX gives the very same markup, inline and display apart', () => {
+  assert.equal(renderMath('x^2', false), renderMath('x^2', false));
+  assert.notEqual(renderMath('x^2', false), renderMath('x^2', true));
+  assert.match(renderMath('x^2', true), /katex-display/);
 });
 
 test('headings get ids to link to', () => {
