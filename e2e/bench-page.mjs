@@ -45,7 +45,7 @@ if (!/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(BASE)) {
 
 const VARIANTS = (process.env.BENCH_VARIANTS || 'served').split(/\s+/).filter(Boolean).map((v) => {
   const [name, dir] = v.includes('=') ? v.split('=') : [v, null];
-  return { name, dir: dir ? path.resolve(dir) : null, readys: [], firsts: [], alls: [], loads: [] };
+  return { name, dir: dir ? path.resolve(dir) : null, scripts: [], readys: [], firsts: [], alls: [], loads: [] };
 });
 
 // A 16x16 PNG (a real plot is bigger; image decoding is asynchronous and not what is measured here).
@@ -202,7 +202,7 @@ async function openOnce(browser, variant, nbId, expect, profileTo, traceTo = nul
       done = prefix(expect, done);
       if (firstAt === null && done >= first) firstAt = now;
       if (done === expect.length) {
-        requestAnimationFrame((painted) => { clearTimeout(timeout); resolve({ ready: window.__readyAt, first: firstAt, all: painted }); });
+        requestAnimationFrame((painted) => { clearTimeout(timeout); resolve({ script: performance.getEntriesByType('navigation')[0]?.domContentLoadedEventEnd, ready: window.__readyAt, first: firstAt, all: painted }); });
         return;
       }
       requestAnimationFrame(tick);
@@ -285,6 +285,7 @@ try {
   for (let run = 0; run < RUNS; run++) {
     for (const v of run % 2 ? [...VARIANTS].reverse() : VARIANTS) {
       const t = await openOnce(browser, v, nb.id, expect, null);
+      v.scripts.push(t.script);
       v.readys.push(t.ready);
       v.firsts.push(t.first);
       v.alls.push(t.all);
@@ -298,7 +299,7 @@ try {
 
 const stat = (xs) => `${median(xs).toFixed(0)} ms (min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)})`;
 for (const v of VARIANTS) {
-  console.log(`open ${CELLS} cells [${v.name}]: notebook arrived ${stat(v.readys)}, first ${FIRST_CELLS} cells ${stat(v.firsts)}, every cell ${stat(v.alls)}; ` +
+  console.log(`open ${CELLS} cells [${v.name}]: app script ran ${stat(v.scripts)}, notebook arrived ${stat(v.readys)}, first ${FIRST_CELLS} cells ${stat(v.firsts)}, every cell ${stat(v.alls)}; ` +
     `median of ${RUNS}; load average (1 min) ${Math.min(...v.loads).toFixed(1)}–${Math.max(...v.loads).toFixed(1)}`);
   console.log(`  every cell, each run: ${v.alls.map((t) => t.toFixed(0)).join(', ')} ms`);
 }
