@@ -1,6 +1,7 @@
 // Markdown and math into the page as DOM. The markdown's HTML (with each
-// formula left as an empty slot by markdown.js) goes through DOMPurify; each
-// slot then gets its formula's KaTeX rendering.
+// formula left as an empty slot by markdown.js) goes through DOMPurify when
+// the text holds raw HTML (markdown-it's own markup needs none: see
+// renderMarkdownSlots); each slot then gets its formula's KaTeX rendering.
 //
 // KaTeX's own markup is not put through DOMPurify: it is the biggest part of a
 // math-heavy notebook (some 80 elements per formula, checked one by one), and
@@ -49,9 +50,20 @@ export function mathFragment(tex, displayMode) {
   return document.importNode(template.content, true);
 }
 
-/** A markdown text as a sanitized fragment, its math rendered. */
+/** HTML that needs no sanitizing (see renderMarkdownSlots) as a fragment, parsed inert. */
+function parseTrusted(html) {
+  const template = document.createElement('template');
+  template.innerHTML = html;
+  return document.importNode(template.content, true);
+}
+
+/**
+ * A markdown text as a fragment, its math rendered. Raw HTML in it means
+ * DOMPurify; without any, markdown-it's own markup is only parsed.
+ */
 export function markdownFragment(text, attachments = null) {
-  const fragment = sanitize(renderMarkdownSlots(text, attachments));
+  const { html, rawHtml } = renderMarkdownSlots(text, attachments);
+  const fragment = rawHtml ? sanitize(html) : parseTrusted(html);
   for (const slot of fragment.querySelectorAll('span[data-quire-tex]')) {
     slot.replaceWith(mathFragment(slot.getAttribute('data-quire-tex'), slot.hasAttribute('data-quire-display')));
   }

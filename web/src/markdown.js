@@ -116,8 +116,16 @@ export function renderMarkdown(text, attachments = null) {
 
 /**
  * HTML of a markdown text with every formula left as an empty
- * `<span data-quire-tex="TeX" [data-quire-display]>` (unsanitized).
+ * `<span data-quire-tex="TeX" [data-quire-display]>` (unsanitized), and
+ * whether the text holds raw HTML. Without raw HTML the result is markdown-it's
+ * own markup, safe by construction: text and attributes escaped, link and
+ * image URLs through markdown-it's validateLink (no javascript:, vbscript:,
+ * file:, or data: but images), heading ids slugs, attachments data: URLs of
+ * image types, formulas empty slots.
  */
 export function renderMarkdownSlots(text, attachments = null) {
-  return mdSlots.render(String(text ?? ''), { attachments });
+  const env = { attachments };
+  const tokens = mdSlots.parse(String(text ?? ''), env);
+  const rawHtml = tokens.some((t) => t.type === 'html_block' || t.children?.some((c) => c.type === 'html_inline'));
+  return { html: mdSlots.renderer.render(tokens, mdSlots.options, env), rawHtml };
 }

@@ -28,19 +28,17 @@ DOMPurify.addHook('afterSanitizeAttributes', (node) => {
 
 /**
  * `html` without its `<style>` elements, parsed in a template (inert: nothing
- * loads, runs or applies there). DOMPurify would drop them too, but it parses
- * into a document of its own, where the page's CSP already reports each one
- * as a violation.
+ * loads, runs or applies there), as a fragment for DOMPurify to check (no
+ * second parse). DOMPurify would drop them too, but it parses into a document
+ * of its own, where the page's CSP already reports each one as a violation.
  */
 function withoutStyleElements(html) {
   // Most HTML has no style element: skip the extra parse (DOMPurify drops any anyway).
   if (!html.toLowerCase().includes('<style')) return html;
   const template = document.createElement('template');
   template.innerHTML = html;
-  const styles = template.content.querySelectorAll('style');
-  if (!styles.length) return html;
-  for (const style of styles) style.remove();
-  return template.innerHTML;
+  for (const style of template.content.querySelectorAll('style')) style.remove();
+  return template.content;
 }
 
 /** A fragment holding `html` with everything that could script removed. */

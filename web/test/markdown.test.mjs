@@ -24,13 +24,25 @@ test('inline and display math render with KaTeX', () => {
 
 test('for the page, each formula is left as a slot holding its TeX, the rest rendered the same', () => {
   const text = 'Euler: $e^{i\\pi}<1$ and **bold**\n\n$$\\int_0^1 x\\,dx$$';
-  const html = renderMarkdownSlots(text);
+  const { html, rawHtml } = renderMarkdownSlots(text);
+  assert.equal(rawHtml, false);
   assert.match(html, /<span data-quire-tex="e\^\{i\\pi\}&lt;1"><\/span>/);
   assert.match(html, /<span data-quire-tex="\\int_0\^1 x\\,dx\n?" data-quire-display=""><\/span>/);
   assert.match(html, /<strong>bold<\/strong>/);
   assert.doesNotMatch(html, /katex"/);
   // The full rendering has KaTeX's markup where the slots are, and the formula renders the same alone.
   assert.ok(renderMarkdown(text).includes(renderMath('e^{i\\pi}<1', false)));
+});
+
+test('raw HTML in markdown is noticed (the page sanitizes those cells), markdown-it\'s own markup is not raw HTML', () => {
+  for (const text of ['<img src=x onerror=alert(1)>', 'text <b onclick="x()">b</b>', '<div>\n\n*x*\n\n</div>', '- item <span>x</span>']) {
+    assert.equal(renderMarkdownSlots(text).rawHtml, true, text);
+  }
+  for (const text of ['# Title\n\n**b** `<b>` [a](https://x.org) ![i](attachment:a.png)', '```html\n<script>x</script>\n```', '\\<b>', '[a](javascript:alert(1))']) {
+    const { html, rawHtml } = renderMarkdownSlots(text);
+    assert.equal(rawHtml, false, text);
+    assert.doesNotMatch(html, /<(script|b)[ >]|href="javascript:/i, text);
+  }
 });
 
 test('a formula renders once: the same TeX gives the very same markup, inline and display apart', () => {
