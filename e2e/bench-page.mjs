@@ -28,7 +28,7 @@
 
 import { chromium } from 'playwright-core';
 import { gzipSync } from 'node:zlib';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 
 const BASE = (process.env.QUIRE_URL || '').replace(/\/+$/, '');
@@ -126,13 +126,33 @@ async function bundle(variant, file) {
   return Buffer.from(await (await fetch(`${BASE}/assets/${file}`)).arrayBuffer());
 }
 
+/** The page's scripts: app.js and the chunks it imports, statically (at start) or on demand. */
+async function scripts(variant) {
+  const seen = new Map();
+  const visit = async (file, lazy) => {
+    if (seen.has(file) && (lazy || !seen.get(file).lazy)) return;
+    const body = await bundle(variant, file);
+    seen.set(file, { body, lazy });
+    const text = body.toString('utf8');
+    for (const m of text.matchAll(/import\(\s*"\.\/([\w.-]+\.js)"\s*\)/g)) await visit(m[1], true);
+    for (const m of text.matchAll(/(?:from|import)\s*"\.\/([\w.-]+\.js)"/g)) await visit(m[1], lazy);
+  };
+  await visit('app.js', false);
+  return seen;
+}
+
 for (const v of VARIANTS) {
-  const sizes = [];
-  for (const file of ['app.js', 'app.css']) {
-    const body = await bundle(v, file);
-    sizes.push(`${file} ${kib(body.length)} (gzip -9 ${kib(gzipSync(body, { level: 9 }).length)})`);
-  }
-  console.log(`bundle [${v.name}]: ${sizes.join(', ')}`);
+  const all = await scripts(v);
+  all.set('app.css', { body: await bundle(v, 'app.css'), lazy: false });
+  const size = (files) => {
+    const raw = files.reduce((n, [, f]) => n + f.body.length, 0);
+    const gz = files.reduce((n, [, f]) => n + gzipSync(f.body, { level: 9 }).length, 0);
+    return `${kib(raw)} (gzip -9 ${kib(gz)})`;
+  };
+  const start = [...all].filter(([, f]) => !f.lazy);
+  const lazy = [...all].filter(([, f]) => f.lazy);
+  console.log(`bundle [${v.name}]: at start ${size(start)}: ${start.map(([n, f]) => `${n} ${kib(f.body.length)}`).join(', ')}` +
+    (lazy.length ? `; on demand ${size(lazy)}: ${lazy.map(([n]) => n).join(', ')}` : ''));
 }
 
 /**
@@ -175,9 +195,11 @@ async function openOnce(browser, variant, nbId, expect, profileTo, traceTo = nul
     };
   }, USER);
   if (variant.dir) {
-    await context.route('**/assets/app.*', (route) => {
-      const file = route.request().url().endsWith('.js') ? 'app.js' : 'app.css';
-      route.fulfill({ path: path.join(variant.dir, file), contentType: file.endsWith('.js') ? 'text/javascript' : 'text/css' });
+    // The variant's scripts and stylesheet instead of the server's (fonts and icon: the server's).
+    await context.route(/\/assets\/[\w.-]+\.(js|css)$/, (route) => {
+      const file = path.join(variant.dir, new URL(route.request().url()).pathname.split('/').pop());
+      if (!existsSync(file)) return route.fulfill({ status: 404, body: 'not in this variant' });
+      return route.fulfill({ path: file, contentType: file.endsWith('.js') ? 'text/javascript' : 'text/css' });
     });
   }
   const page = await context.newPage();

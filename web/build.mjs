@@ -1,4 +1,5 @@
-// Builds web/dist/ from web/src/: the page's one script (app.js), its one
+// Builds web/dist/ from web/src/: the page's script (app.js, and the chunks it
+// imports), its one
 // stylesheet (app.css, KaTeX's included), KaTeX's woff2 fonts, the icon, and
 // assets.rs, the list the server embeds with include_bytes!.
 //
@@ -53,6 +54,11 @@ await esbuild.build({
   outdir: 'dist',
   bundle: true,
   format: 'esm',
+  // code-editor.js (CodeMirror's view) is imported when first needed: its own
+  // file, and the modules it shares with app.js in another. Names carry a
+  // hash of their content, so a rebuild gives the same names.
+  splitting: true,
+  chunkNames: '[name]-[hash]',
   target: ['es2020', 'chrome100', 'firefox100', 'safari15'],
   minify: true,
   sourcemap: false,

@@ -23,5 +23,7 @@
     Asset { name: "KaTeX_Typewriter-Regular.woff2", content_type: "font/woff2", body: include_bytes!("KaTeX_Typewriter-Regular.woff2") },
     Asset { name: "app.css", content_type: "text/css; charset=utf-8", body: include_bytes!("app.css") },
     Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("app.js") },
+    Asset { name: "chunk-OLM5IGNW.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("chunk-OLM5IGNW.js") },
+    Asset { name: "code-editor-EBAWKAVZ.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("code-editor-EBAWKAVZ.js") },
     Asset { name: "icon.svg", content_type: "image/svg+xml", body: include_bytes!("icon.svg") },
 ]

@@ -8,24 +8,27 @@
 // A cell first shows its code highlighted by the same parser and highlighter
 // without an editor (a <pre>; cheap), and becomes a CodeMirror view when it
 // comes near the screen: a 500-cell notebook opens without building 250
-// editors at once.
+// editors at once. The view's code (code-editor.js) loads on the first
+// upgrade, after the first cells painted.
 //
 // Editing still happens in the cell's textarea (the whole-source cell.update
 // flow); this view is what a cell shows when nobody is typing in it, and all
 // a viewer gets. Co-editing will make CodeMirror the editor itself.
 
-import { EditorState } from '@codemirror/state';
-import { EditorView } from '@codemirror/view';
-import { syntaxHighlighting, bracketMatching } from '@codemirror/language';
 import { classHighlighter, highlightCode } from '@lezer/highlight';
-import { python, pythonLanguage } from '@codemirror/lang-python';
-import { javascript, javascriptLanguage } from '@codemirror/lang-javascript';
+import { parser as pythonParser } from '@lezer/python';
+import { parser as javascriptParser } from '@lezer/javascript';
 import { diffRange } from './merge.js';
 
-const LANGUAGES = {
-  python: { support: python, parser: pythonLanguage.parser },
-  javascript: { support: javascript, parser: javascriptLanguage.parser },
-};
+/** The grammars (with their highlighting tags) static highlighting parses with. */
+const PARSERS = { python: pythonParser, javascript: javascriptParser };
+
+/** code-editor.js, loaded once. */
+let editorModule = null;
+function loadEditor() {
+  editorModule ??= import('./code-editor.js');
+  return editorModule;
+}
 
 /** The nonce of this page response (empty outside a served page). */
 export function cspNonce() {
@@ -35,7 +38,7 @@ export function cspNonce() {
 /** Code as highlighted lines in a <pre>, the way the editor will show it. */
 function staticHighlight(pre, text, language) {
   pre.replaceChildren();
-  const parser = LANGUAGES[language]?.parser;
+  const parser = PARSERS[language];
   if (!parser) {
     pre.textContent = text;
     return;
@@ -82,24 +85,14 @@ export class CodeView {
     watch(this);
   }
 
-  /** Replaces the static rendering with a read-only CodeMirror view. */
-  upgrade() {
-    if (this.editor || !this.dom.isConnected) return;
-    const support = LANGUAGES[this.language]?.support;
-    this.editor = new EditorView({
-      state: EditorState.create({
-        doc: this.text,
-        extensions: [
-          EditorView.cspNonce.of(cspNonce()),
-          EditorState.readOnly.of(true),
-          EditorView.editable.of(false),
-          EditorView.contentAttributes.of({ 'aria-label': 'Cell source (highlighted)' }),
-          support ? support() : [],
-          syntaxHighlighting(classHighlighter),
-          bracketMatching(),
-        ],
-      }),
-    });
+  /** Replaces the static rendering with a read-only CodeMirror view (once its code has loaded). */
+  async upgrade() {
+    if (this.editor || this.upgrading || !this.dom.isConnected) return;
+    this.upgrading = true;
+    const { createEditor } = await loadEditor();
+    this.upgrading = false;
+    if (this.editor || this.destroyed) return;
+    this.editor = createEditor({ language: this.language, text: this.text, nonce: cspNonce() });
     this.pre.replaceWith(this.editor.dom);
   }
 
@@ -117,6 +110,7 @@ export class CodeView {
   }
 
   destroy() {
+    this.destroyed = true;
     observer?.unobserve(this.dom);
     this.editor?.destroy();
   }
