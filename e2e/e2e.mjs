@@ -659,6 +659,8 @@ await step('markdown tables, KaTeX; ANSI tracebacks; highlighted code; long outp
   assert(colours.includes('ansi-red-fg') && colours.includes('ansi-green-fg'), `coloured spans: ${colours}`);
   const tbText = await alice.textContent(tb);
   assert(tbText.includes('ZeroDivisionError') && !tbText.includes('\u001b') && !tbText.includes('[0;31m'), `no escape codes: ${JSON.stringify(tbText.slice(0, 80))}`);
+  // The CodeMirror view replaces the static highlighting once its code has loaded.
+  await alice.waitForSelector('.code-view .cm-content');
   const tokens = await alice.$$eval('.code-view .cm-content [class*="tok-"]', (els) => [...new Set(els.map((e) => e.className))]);
   assert(tokens.some((c) => c.includes('tok-keyword')) && tokens.some((c) => c.includes('tok-string')) && tokens.some((c) => c.includes('tok-comment')), `highlighted tokens: ${tokens}`);
   eq(await alice.$$eval('.output-stream.stderr', (e) => e.length), 1, 'stderr styled apart');
