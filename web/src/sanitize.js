@@ -1,6 +1,7 @@
 // The one door for HTML that comes from a notebook (HTML outputs, markdown
-// with raw HTML, KaTeX's markup) into the page: DOMPurify, returning a
-// fragment. Scripts, event-handler attributes, `javascript:` URLs, iframes,
+// with raw HTML) into the page: DOMPurify, returning a fragment. (KaTeX's
+// markup and markdown-it's markup of text without raw HTML are generated, not
+// the notebook's HTML: see markdown-dom.js.) Scripts, event-handler attributes, `javascript:` URLs, iframes,
 // objects and forms are dropped; tables, inline styles, SVG and MathML stay
 // (a pandas DataFrame still renders as a table). `<style>` elements are
 // dropped too: the page's CSP only lets nonce-carrying style elements apply,
