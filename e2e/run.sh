@@ -4,7 +4,10 @@
 #   builds quire, starts `quire dev` on a free loopback port with a throwaway SQLite database,
 #   runs e2e/e2e.mjs against it, and stops the server. Never downloads a browser.
 # Usage: bash e2e/run.sh        Screenshots: target/e2e-screenshots/   Server log: target/e2e-server.log
+#        bash e2e/run.sh bench-page.mjs   the same server, another script of e2e/ (the page benchmark)
+#        E2E_RELEASE=1 bash e2e/run.sh ...  against a release build (what e2e/bench-page.sh does)
 set -euo pipefail
+SCRIPT="${1:-e2e.mjs}"
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
@@ -25,9 +28,15 @@ if [ ! -f e2e/node_modules/playwright-core/package.json ] ||
   (cd e2e && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 fi
 
-echo "e2e: cargo build -p quire"
-cargo build -p quire
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/quire"
+if [ -n "${E2E_RELEASE:-}" ]; then
+  echo "e2e: cargo build --release -p quire"
+  cargo build --release -p quire
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/quire"
+else
+  echo "e2e: cargo build -p quire"
+  cargo build -p quire
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/quire"
+fi
 
 TMP=$(mktemp -d)
 PORT=$(node -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
@@ -53,4 +62,4 @@ for _ in $(seq 1 100); do
 done
 
 echo "e2e: quire dev at http://127.0.0.1:$PORT (log: target/e2e-server.log)"
-QUIRE_URL="http://127.0.0.1:$PORT" QUIRE_BIN="$BIN" node e2e/e2e.mjs
+QUIRE_URL="http://127.0.0.1:$PORT" QUIRE_BIN="$BIN" node "e2e/$SCRIPT"

@@ -1,9 +1,12 @@
 // quire's browser app: sign-in, the notebook list, and the notebook page.
-// Plain ES modules, no build step; served by the quire binary.
+// ES modules bundled by esbuild (web/build.mjs) into web/dist/app.js and
+// app.css, which the quire binary embeds.
 
+import 'katex/dist/katex.css';
+import './app.css';
 import { DevAuth, ClerkAuth } from './auth.js';
 import { makeApi } from './api.js';
-import { NotebookView } from './notebook.js';
+import { NotebookView } from './notebook-view.js';
 import { h, replace, toast, ago } from './ui.js';
 
 const main = document.getElementById('main');
