@@ -152,7 +152,10 @@ export class NotebookModel {
       this.setRole(msg.role, true);
       return 'resumed';
     }
-    this.load(msg.notebook, msg.version, msg.epoch, msg.role);
+    // The server sends the .ipynb metadata (kernelspec, language_info) beside
+    // the notebook in a full `ready`; the REST notebook shape has none.
+    const nb = msg.metadata ? { ...msg.notebook, metadata: msg.metadata } : msg.notebook;
+    this.load(nb, msg.version, msg.epoch, msg.role);
     return 'loaded';
   }
 

@@ -195,3 +195,14 @@ test('the highlighting language comes from the notebook metadata, Python by defa
   assert.equal(notebookLanguage({ language_info: { name: 'Python' }, kernelspec: { language: 'r' } }), 'python');
   assert.equal(notebookLanguage({ language_info: { name: 'julia' } }), 'text');
 });
+
+test("a full ready's metadata sets the notebook language", () => {
+  const { model } = setup();
+  const nb = { ...snapshot() };
+  delete nb.metadata;
+  model.ready({ type: 'ready', resumed: false, notebook: nb, version: 0, epoch: 'e', role: 'owner',
+    metadata: { kernelspec: { language: 'javascript' } } });
+  assert.equal(model.language(), 'javascript');
+  model.ready({ type: 'ready', resumed: false, notebook: nb, version: 0, epoch: 'e', role: 'owner' });
+  assert.equal(model.language(), 'python');
+});
