@@ -654,6 +654,8 @@ await step('markdown tables, KaTeX; ANSI tracebacks; highlighted code; long outp
   assert(!(await alice.textContent(md)).includes('$e^'), 'no raw TeX left');
   assert(await alice.$(`${md} del, ${md} s`), 'strikethrough');
   eq(await alice.$$eval(`${md} input[type="checkbox"]`, (b) => b.map((x) => x.checked).join()), 'true,false', 'task list');
+  const attached = await alice.$eval(`${md} img[alt="a dot"]`, (i) => i.getAttribute('src'));
+  assert(attached.startsWith('data:image/png;base64,'), `attachment: image from the cell's attachments (${attached.slice(0, 40)})`);
   const tb = '.output-error';
   const colours = await alice.$$eval(`${tb} span[class*="ansi-"]`, (spans) => spans.map((x) => x.className));
   assert(colours.includes('ansi-red-fg') && colours.includes('ansi-green-fg'), `coloured spans: ${colours}`);
