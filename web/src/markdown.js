@@ -7,10 +7,10 @@
 // through sanitize.js before it reaches the page.
 //
 // For the page, `renderMarkdownSlots` leaves each formula as an empty
-// `<span data-quire-tex>` slot: the page sanitizes the (small) markdown HTML,
-// then fills every slot with that formula's KaTeX rendering, rendered and
-// sanitized once per distinct formula (markdown-dom.js). KaTeX's markup is most of
-// a math-heavy cell; a notebook repeats its formulas.
+// `<span data-quire-tex>` slot and says whether the text holds raw HTML: the
+// page sanitizes the (small) markdown HTML when it does, then fills every slot
+// with that formula's KaTeX rendering, rendered and parsed once per distinct
+// formula (markdown-dom.js). KaTeX's markup is most of a math-heavy cell.
 
 import katex from 'katex';
 import MarkdownIt from 'markdown-it';
