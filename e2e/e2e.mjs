@@ -623,7 +623,7 @@ async function importFixture(page, file) {
   await page.goto(`${BASE}/#/`);
   await page.waitForSelector('#create-form');
   const before = page.url();
-  await page.setInputFiles('#import-file', path.join(FIXTURES, file));
+  await page.setInputFiles('#import-file', path.isAbsolute(file) ? file : path.join(FIXTURES, file));
   await page.waitForFunction((was) => location.hash.startsWith('#/n/') && location.href !== was, before);
   await waitConn(page, 'live');
   await page.waitForSelector('#cells .cell');
@@ -641,6 +641,25 @@ await step('test4.ipynb shows the printed "hello", the bold HTML and the PNG, wi
   eq(JSON.stringify(prompts), '["In [1]:","In [2]:","In [3]:"]', 'In prompts');
   eq(await alice.textContent('.output-data .out-prompt'), 'Out[2]:', 'Out prompt of the execute_result');
   await shot(alice, 'test4-desktop');
+});
+
+await step("nbformat's own test4.ipynb: the printed \"hello\", the bold HTML (its <script> inert), the PNG", async () => {
+  const alice = s.alice.page;
+  const logged = [];
+  const onConsole = (m) => logged.push(m.text());
+  alice.on('console', onConsole);
+  // The real fixture from jupyter/nbformat's tests/ (crates/quire/tests/fixtures/nbformat/).
+  await importFixture(alice, path.join(ROOT, 'crates', 'quire', 'tests', 'fixtures', 'nbformat', 'test4.ipynb'));
+  await alice.waitForSelector('.output-stream.stdout');
+  eq((await alice.textContent('.output-stream.stdout')).trim(), 'hello', 'stream text');
+  eq(await alice.textContent('.output-html b'), 'HTML', 'bold HTML result');
+  const img = await alice.waitForSelector('img.output-image[src^="data:image/png;base64,"]');
+  await alice.waitForFunction((el) => el.complete && el.naturalWidth === 520, img);
+  const prompts = await alice.$$eval('.in-prompt', (els) => els.filter((e) => !e.hidden).map((e) => e.textContent));
+  eq(JSON.stringify(prompts), '["In [1]:","In [3]:","In [7]:","In [6]:"]', 'In prompts from execution_count');
+  alice.off('console', onConsole);
+  assert(!logged.some((t) => t === 'hello' || t === 'hi'), `the HTML's <script> and the %%javascript output never ran (console: ${JSON.stringify(logged)})`);
+  await shot(alice, 'nbformat-test4-desktop');
 });
 
 await step('markdown tables, KaTeX; ANSI tracebacks; highlighted code; long output folded', async () => {

@@ -6,8 +6,7 @@
 //! another token's result. Entries expire when their token does (`exp` +
 //! skew) by the `now` the verifier passes in (its [`Clock`](crate::Clock));
 //! moka's own real-time expiry only bounds memory, as does the entry count.
-//! Revocation is the caller's business and must be consulted on every hit
-//! (quire does).
+//! Revocation is the caller's business and must be consulted on every hit.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Step 5 and 6: claims of a token whose signature already checked out.
 //!
 //! Parsed with a strict typed struct (wrong types are errors, duplicates were
-//! refused before), validated in DESIGN.md order, then turned into a
+//! refused before), validated in the order Clerk's SDKs check them, then turned into a
 //! [`Principal`] from either the v1 or the v2 token format.
 
 use serde::Deserialize;

@@ -59,7 +59,7 @@ pub enum AuthError {
     UnknownToken,
     #[error("machine token revoked")]
     MachineTokenRevoked,
-    /// Expired machine tokens are `invalid_token` (DESIGN.md), unlike
+    /// Expired machine tokens are `invalid_token`, unlike
     /// expired session tokens, which may say `token_expired`.
     #[error("machine token expired")]
     MachineTokenExpired,

@@ -1,6 +1,6 @@
 //! The JWKS cache: Clerk's signing keys, fetched rarely and shared by all.
 //!
-//! Rules (DESIGN.md, step 3): one cache per Clerk instance (API URL + secret
+//! Rules (the key step of verification): one cache per Clerk instance (API URL + secret
 //! key); refreshed after a TTL; an unknown `kid` triggers at most one fetch per
 //! cooldown, with a single fetch in flight that every waiter shares; a fetch
 //! times out and its body is size-capped; when a fetch fails the keys we have

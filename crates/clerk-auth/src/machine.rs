@@ -40,7 +40,7 @@ use crate::config::{MachineConfig, RemoteOptions};
 use crate::principal::{SubjectKind, NEVER_EXPIRES};
 use crate::{AuthError, Clock, Principal, TokenKind, MAX_TOKEN_BYTES};
 
-/// Longest a machine token's answer is trusted (DESIGN.md: at most 30 s),
+/// Longest a machine token's answer is trusted (at most 30 s),
 /// whatever `RemoteOptions::cache_ttl` says: revocation must show quickly.
 const MAX_CACHE_TTL: Duration = Duration::from_secs(30);
 

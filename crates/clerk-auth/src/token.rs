@@ -108,7 +108,7 @@ fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, AuthErro
         .map_err(|_| AuthError::Malformed(what))
 }
 
-/// Step 2, in the order of DESIGN.md; returns the `kid`.
+/// Step 2 (the header), in the order the checks run; returns the `kid`.
 fn check_header(bytes: &[u8]) -> Result<String, AuthError> {
     check_object(bytes).map_err(|e| match e {
         ObjectError::Duplicate => AuthError::DuplicateMember("header"),

@@ -1,6 +1,6 @@
 //! Fault injection for the stand-in's HTTP routes.
 //!
-//! quire's contract says what must happen when Clerk misbehaves (503 with
+//! A careful verifier must behave well when Clerk misbehaves (503 with
 //! `Retry-After`, known keys keep working, bounded retries on 429/5xx, size
 //! caps, timeouts); each [`Fault`] reproduces one such misbehaviour on demand.
 

@@ -1,10 +1,10 @@
-//! A local Clerk stand-in, for tests and for `quire dev`.
+//! A local Clerk stand-in, for tests and for local development servers.
 //!
 //! [`ClerkStandIn`] owns real RSA-2048 signing keys and mints session tokens
 //! that are byte-compatible with Clerk's (see [`TokenBuilder`]), so the
 //! verifier is exercised with genuine RS256 signatures instead of mocks. It
 //! also mints machine tokens (API keys, OAuth access tokens, M2M tokens) and
-//! serves the Backend API routes quire talks to, `GET /v1/jwks`,
+//! serves the Backend API routes a verifier talks to, `GET /v1/jwks`,
 //! `POST /v1/clients/verify` and the three machine-token verify routes (see
 //! [`ClerkStandIn::router`]), with switchable [`Fault`]s per [`Endpoint`] so
 //! the unhappy paths (outage, rate limit, hang, garbage) can be tested
