@@ -95,6 +95,7 @@ async fn spawn(
     key_source: KeySource,
     jwks: JwksOptions,
 ) -> TestApp {
+    let machine = Some(server::machine_config(&standin).await);
     let server::Built {
         listener,
         addr,
@@ -108,6 +109,7 @@ async fn spawn(
         realtime: RealtimeLimits::default(),
         allowed_origin: ALLOWED_ORIGIN,
         webhook_secret: Some(WEBHOOK_SECRET.to_string()),
+        machine,
     })
     .await;
     tokio::spawn(quire::serve(listener, app, std::future::pending()));

@@ -9,7 +9,8 @@
 use std::net::SocketAddr;
 
 use clerk_auth::config::JwksOptions;
-use clerk_auth::{KeySource, VerifierConfig};
+use clerk_auth::testing::ClerkStandIn;
+use clerk_auth::{KeySource, MachineConfig, VerifierConfig};
 use quire::config::{AuthSettings, AuthStrategy, Config, LimitArgs};
 use quire::realtime::hub::RealtimeLimits;
 use quire::{App, Parts};
@@ -25,6 +26,8 @@ pub struct Setup {
     pub realtime: RealtimeLimits,
     pub allowed_origin: &'static str,
     pub webhook_secret: Option<String>,
+    /// Where machine tokens are verified (a served stand-in); `None` refuses them.
+    pub machine: Option<MachineConfig>,
 }
 
 /// A server ready to be served: its listener, app and database directory.
@@ -42,6 +45,7 @@ pub async fn build(setup: Setup) -> Built {
     let verifier_config = VerifierConfig {
         issuer: Some(setup.issuer),
         jwks: setup.jwks,
+        machine: setup.machine,
         ..VerifierConfig::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -79,4 +83,13 @@ pub async fn build(setup: Setup) -> Built {
         app,
         dir,
     }
+}
+
+/// Serves the stand-in's Backend API (its machine-token verify routes) on
+/// its own port and returns the machine configuration that uses it, with
+/// the stand-in's secret keys, as `quire dev` wires it.
+pub async fn machine_config(standin: &ClerkStandIn) -> MachineConfig {
+    let api_url = standin.serve().await;
+    MachineConfig::new(api_url, standin.secret_key().into())
+        .with_machine_secret_key(standin.machine_secret_key().into())
 }
