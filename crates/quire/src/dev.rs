@@ -3,7 +3,9 @@
 //! A [`ClerkStandIn`] is mounted under `/__dev` (JWKS, clients.verify) and
 //! the verifier fetches keys from it exactly as it would from Clerk, so dev
 //! mode runs the production verification path. `/__dev/token` mints real
-//! RS256 session tokens for any user id. Tokens carry a dev-only issuer and
+//! RS256 session tokens for any user id (optionally with an active
+//! organization); `/__dev/api_key` mints machine tokens (API keys, OAuth and
+//! M2M tokens) that the verifier checks against the stand-in's verify routes. Tokens carry a dev-only issuer and
 //! the server binds loopback addresses only.
 
 use std::net::SocketAddr;
@@ -335,7 +337,8 @@ fn print_banner(local: &SocketAddr, database_url: &str) {
         "\nquire dev is running at http://{local}/  (database {database_url}, stand-in Clerk under /__dev)\n\
          Try it:\n  \
          TOKEN=$(curl -s 'http://{local}/__dev/token?user_id=user_alice')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n"
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n  \
+         KEY=$(curl -s 'http://{local}/__dev/api_key?subject=user_alice&scopes=notebooks:read')\n"
     );
 }
 

@@ -220,3 +220,95 @@ async fn the_socket_upgrade_accepts_an_api_key_in_the_header() {
     assert_eq!(refused.err().map(|(status, _)| status), Some(401));
     drop(owner);
 }
+
+/// `quire dev` as a user runs it: `/__dev/api_key` mints a key the dev
+/// server verifies through its own stand-in, which exports a notebook.
+#[tokio::test]
+async fn dev_mode_mints_api_keys_that_export_notebooks() {
+    use clap::Parser as _;
+    use quire::config::{Cli, Command};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = format!("sqlite://{}/dev.db?mode=rwc", dir.path().display());
+    let cli = Cli::try_parse_from([
+        "quire",
+        "dev",
+        "--addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &db,
+    ])
+    .expect("dev args");
+    let Command::Dev(args) = cli.command else {
+        panic!("not dev")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let local = listener.local_addr().expect("addr");
+    let (app, _standin) = quire::dev::dev_app(&args, local).await.expect("dev app");
+    tokio::spawn(quire::serve(listener, app, std::future::pending()));
+    let base = format!("http://{local}");
+    let http = reqwest::Client::new();
+    let text = |url: String| {
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .send()
+                .await
+                .expect("get")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+
+    let session = text(format!("{base}/__dev/token?user_id=user_alice")).await;
+    let created: Value = http
+        .post(format!("{base}/api/v1/notebooks"))
+        .bearer_auth(&session)
+        .json(&json!({"title": "Exported", "cells": [{"cell_type": "code", "source": "1"}]}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+
+    let key = text(format!(
+        "{base}/__dev/api_key?subject=user_alice&scopes=notebooks:read"
+    ))
+    .await;
+    assert!(key.starts_with("ak_"), "{key}");
+    let me: Value = http
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (me["kind"].as_str(), me["scopes"][0].as_str()),
+        (Some("api_key"), Some("notebooks:read"))
+    );
+    let r = http
+        .get(format!("{base}/api/v1/notebooks/{id}/ipynb"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status().as_u16(), 200);
+    let ipynb: Value = r.json().await.expect("ipynb json");
+    assert_eq!(ipynb["nbformat"], 4);
+    assert_eq!(ipynb["cells"].as_array().map(Vec::len), Some(1), "{ipynb}");
+
+    let bad = http
+        .get(format!("{base}/__dev/api_key?subject=alice"))
+        .send()
+        .await
+        .expect("bad subject");
+    assert_eq!(bad.status().as_u16(), 400);
+}

@@ -102,8 +102,9 @@ async fn authorize_owner(
 #[utoipa::path(
     put, path = "/{id}/members/{user_id}", tag = "members", operation_id = "putMember",
     summary = "Add a member or change their role",
-    description = "Owner only (others: 403). Any Clerk user id may be added, signed in before or \
-        not. The owner's own role cannot be changed (400). Not an op: the notebook version does \
+    description = "Owner only (others: 403). Any Clerk user (`user_...`), organization \
+        (`org_...`, whose members get the role while it is their active organization) or machine \
+        (`mch_...`) id may be added, signed in before or not; any other id shape is 400. The owner's own role cannot be changed (400). Not an op: the notebook version does \
         not change, but that user's open sockets get a `role` message.",
     params(MemberPath),
     request_body = PutMember,

@@ -76,8 +76,14 @@ impl Actor {
     /// The actor a verified principal stands for. `None` when its subject
     /// is not an id we accept (a token we cannot attribute is refused).
     pub fn of(principal: &Principal, revocations: &Revocations) -> Option<Actor> {
-        let id = MemberId::parse(&principal.subject).ok()?.into_id();
-        let is_user = principal.subject_kind() == SubjectKind::User;
+        // A session's user id keeps the rules it always had (any opaque id);
+        // a machine token's subject must say what it is by its prefix.
+        let id = if principal.is_machine() {
+            MemberId::parse(&principal.subject).ok()?.into_id()
+        } else {
+            UserId::parse(&principal.user_id).ok()?
+        };
+        let is_user = !principal.is_machine() || principal.subject_kind() == SubjectKind::User;
         let org = principal
             .org
             .as_ref()
