@@ -5,12 +5,11 @@
 //! an organization's share, a user's membership in it, or the organization
 //! itself goes away.
 
-mod common;
 mod ws_support;
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use ws_support::{spawn, WsApp, WEBHOOK_SECRET};
+use ws_support::{spawn, svix_signature, WsApp, WEBHOOK_SECRET};
 
 const OWNER: &str = "user_owner";
 const BOB: &str = "user_bob";
@@ -59,7 +58,7 @@ async fn listed(app: &WsApp, token: &str, id: &str) -> Option<Value> {
 async fn webhook(app: &WsApp, svix_id: &str, body: Value) {
     let body = body.to_string().into_bytes();
     let ts = chrono::Utc::now().timestamp();
-    let sig = common::svix_signature(WEBHOOK_SECRET, svix_id, ts, &body);
+    let sig = svix_signature(WEBHOOK_SECRET, svix_id, ts, &body);
     let r = app
         .http
         .post(format!("{}/api/v1/webhooks/clerk", app.base))

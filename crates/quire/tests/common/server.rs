@@ -1,8 +1,9 @@
 //! Builds the whole server as `quire serve` assembles it, for black-box
 //! tests: through `App::build` (the composition root `quire serve` uses), with
 //! a fresh SQLite file, a verifier for the given key source, the given
-//! limits, bound to 127.0.0.1:0. Shared by the REST harness (`common`) and the
-//! WebSocket harness (`ws_support`), which differ only in how they run it.
+//! limits, bound to 127.0.0.1:0; plus the Svix signing of test webhooks.
+//! Shared by the REST harness (`common`) and the WebSocket harness
+//! (`ws_support`), which differ only in how they run it.
 
 #![allow(dead_code)]
 
@@ -92,4 +93,26 @@ pub async fn machine_config(standin: &ClerkStandIn) -> MachineConfig {
     let api_url = standin.serve().await;
     MachineConfig::new(api_url, standin.secret_key().into())
         .with_machine_secret_key(standin.machine_secret_key().into())
+}
+
+/// The `CLERK_WEBHOOK_SECRET` of the test server (Svix format:
+/// `whsec_` + base64 of the HMAC key).
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// Svix's `v1` signature of a webhook: base64(HMAC-SHA256(key,
+/// "{svix_id}.{timestamp}.{body}")) with the key base64-decoded from the
+/// secret after `whsec_`.
+pub fn svix_signature(secret: &str, svix_id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    let key_bytes = STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("secret is base64");
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key_bytes);
+    let mut message = format!("{svix_id}.{timestamp}.").into_bytes();
+    message.extend_from_slice(body);
+    format!(
+        "v1,{}",
+        STANDARD.encode(aws_lc_rs::hmac::sign(&key, &message).as_ref())
+    )
 }
