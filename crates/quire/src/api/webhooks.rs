@@ -42,21 +42,21 @@ struct EventData {
     id: Option<String>,
     /// `organizationMembership.*`: the organization.
     #[serde(default)]
-    organization: Option<IdOnly>,
+    organization: Option<EventOrganization>,
     /// `organizationMembership.*`: the member.
     #[serde(default)]
-    public_user_data: Option<PublicUserData>,
+    public_user_data: Option<EventUserData>,
 }
 
-/// An object of which only `id` is read.
+/// `organization` of a membership event; only its `id` is read.
 #[derive(Deserialize, Default, ToSchema)]
-struct IdOnly {
+struct EventOrganization {
     id: Option<String>,
 }
 
 /// `public_user_data` of an organization membership.
 #[derive(Deserialize, Default, ToSchema)]
-struct PublicUserData {
+struct EventUserData {
     user_id: Option<String>,
 }
 
