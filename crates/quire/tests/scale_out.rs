@@ -8,7 +8,6 @@
 //! them); skipped with a printed reason otherwise.
 
 #[path = "common/server.rs"]
-#[allow(dead_code)]
 mod server;
 
 use std::collections::HashMap;
