@@ -20,6 +20,9 @@ const REVOCATION_CAPACITY: u64 = 200_000;
 pub struct Revocations {
     sessions: Cache<String, ()>,
     users: Cache<String, ()>,
+    /// (user, organization) pairs whose membership was deleted: the user's
+    /// tokens still name the org, but its shares no longer count for them.
+    org_memberships: Cache<(String, String), ()>,
 }
 
 impl Default for Revocations {
@@ -33,6 +36,10 @@ impl Default for Revocations {
         Revocations {
             sessions: cache(),
             users: cache(),
+            org_memberships: Cache::builder()
+                .max_capacity(REVOCATION_CAPACITY)
+                .time_to_live(REVOCATION_TTL)
+                .build(),
         }
     }
 }
@@ -46,6 +53,19 @@ impl Revocations {
     /// Refuses every token of the user from now on.
     pub fn revoke_user(&self, user_id: &str) {
         self.users.insert(user_id.to_string(), ());
+    }
+
+    /// Stops counting `org`'s shares for `user` from now on (their
+    /// membership in it was deleted in Clerk).
+    pub fn revoke_org_membership(&self, user: &str, org: &str) {
+        self.org_memberships
+            .insert((user.to_string(), org.to_string()), ());
+    }
+
+    /// Whether `user`'s membership in `org` was revoked.
+    pub fn org_membership_revoked(&self, user: &str, org: &str) -> bool {
+        self.org_memberships
+            .contains_key(&(user.to_string(), org.to_string()))
     }
 
     /// `Err(Revoked)` when the principal's session or user was revoked.

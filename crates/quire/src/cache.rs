@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use moka::sync::Cache;
 
 use crate::notebook::model::{Notebook, NotebookId, Role, UserId};
+use crate::service::{Actor, Grant};
 use crate::store::{Store, StoreError};
 
 const STRIPES: usize = 64;
@@ -34,6 +35,12 @@ impl Snapshot {
     /// The user's role, `None` when they have no access.
     pub fn role_of(&self, user: &UserId) -> Option<Role> {
         self.roles.get(user).copied()
+    }
+
+    /// The actor's effective access (own role, its organization's, scopes).
+    pub fn grant(&self, actor: &Actor) -> Option<Grant> {
+        let org = actor.org.as_ref().and_then(|o| self.role_of(o));
+        actor.grant(self.role_of(&actor.id), org)
     }
 }
 

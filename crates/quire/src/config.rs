@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use clerk_auth::{issuer_from_publishable_key, KeySource, VerifierConfig};
+use clerk_auth::{issuer_from_publishable_key, KeySource, MachineConfig, VerifierConfig};
 use secrecy::SecretString;
 
 use crate::notebook::model::Limits;
@@ -193,6 +193,10 @@ pub struct ClerkArgs {
     pub clerk_clock_skew_ms: u64,
     #[arg(long, env = "CLERK_WEBHOOK_SECRET", value_parser = secret, hide_env_values = true)]
     pub clerk_webhook_secret: Option<SecretString>,
+    /// Authenticates M2M token (`mt_...`) checks; API keys and OAuth tokens
+    /// are checked with `CLERK_SECRET_KEY`.
+    #[arg(long, env = "CLERK_MACHINE_SECRET_KEY", value_parser = secret, hide_env_values = true)]
+    pub clerk_machine_secret_key: Option<SecretString>,
 }
 
 #[derive(Debug, Args)]
@@ -285,11 +289,33 @@ impl ClerkArgs {
                 audience: self.clerk_audience.clone(),
                 clock_skew: Duration::from_millis(self.clerk_clock_skew_ms),
                 verified_cache_capacity: token_cache_capacity,
+                machine: self.machine_config()?,
                 ..VerifierConfig::default()
             },
             webhook_secret: self.clerk_webhook_secret.clone(),
             publishable_key: self.clerk_publishable_key.clone(),
         })
+    }
+}
+
+impl ClerkArgs {
+    /// Machine tokens are verified with `CLERK_SECRET_KEY` (M2M with
+    /// `CLERK_MACHINE_SECRET_KEY` when set); without a secret key they are
+    /// refused. A machine key without the secret key is a mistake, named.
+    fn machine_config(&self) -> Result<Option<MachineConfig>, ConfigError> {
+        match (&self.clerk_secret_key, &self.clerk_machine_secret_key) {
+            (None, None) => Ok(None),
+            (None, Some(_)) => Err(ConfigError::Invalid(
+                "CLERK_MACHINE_SECRET_KEY needs CLERK_SECRET_KEY as well".into(),
+            )),
+            (Some(secret), machine) => {
+                let config = MachineConfig::new(self.clerk_api_url.clone(), secret.clone());
+                Ok(Some(match machine {
+                    Some(key) => config.with_machine_secret_key(key.clone()),
+                    None => config,
+                }))
+            }
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! A [`ClerkStandIn`] is mounted under `/__dev` (JWKS, clients.verify) and
 //! the verifier fetches keys from it exactly as it would from Clerk, so dev
 //! mode runs the production verification path. `/__dev/token` mints real
-//! RS256 session tokens for any user id. Tokens carry a dev-only issuer and
+//! RS256 session tokens for any user id (optionally with an active
+//! organization); `/__dev/api_key` mints machine tokens (API keys, OAuth and
+//! M2M tokens) that the verifier checks against the stand-in's verify routes. Tokens carry a dev-only issuer and
 //! the server binds loopback addresses only.
 
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use clerk_auth::testing::ClerkStandIn;
-use clerk_auth::{KeySource, VerifierConfig};
+use clerk_auth::{KeySource, MachineConfig, TokenKind, VerifierConfig};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -59,9 +61,14 @@ pub async fn dev_app(args: &DevArgs, local: SocketAddr) -> anyhow::Result<(App, 
         None => ClerkStandIn::with_issuer(DEV_ISSUER),
     };
     let api_url = format!("http://{local}/__dev");
+    // Machine tokens are checked against the stand-in's verify routes,
+    // as production checks them against Clerk's.
+    let machine = MachineConfig::new(api_url.clone(), standin.secret_key().into())
+        .with_machine_secret_key(standin.machine_secret_key().into());
     let verifier_config = VerifierConfig {
         issuer: Some(DEV_ISSUER.to_string()),
         verified_cache_capacity: common.token_cache_capacity,
+        machine: Some(machine),
         ..VerifierConfig::default()
     };
     let secret_key = standin.secret_key().into();
@@ -150,6 +157,7 @@ fn dev_routes(standin: &ClerkStandIn) -> Router<AppState> {
     let tokens = Router::new()
         .route("/token", get(token_text).post(token_json))
         .route("/stats", get(stats))
+        .route("/api_key", get(api_key))
         .with_state(Arc::new(standin.clone()));
     Router::new().nest_service("/__dev", standin.router().merge(tokens))
 }
@@ -160,6 +168,10 @@ struct TokenRequest {
     user_id: String,
     lifetime_secs: Option<i64>,
     session_id: Option<String>,
+    /// The token's active organization (`org_...`), optional.
+    org_id: Option<String>,
+    /// Its role there, `org:admin` by default.
+    org_role: Option<String>,
 }
 
 /// Validates a dev token request; ids look like Clerk's (`[A-Za-z0-9_-]`).
@@ -190,10 +202,21 @@ fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, Strin
         Some(_) => return Err(bad("session_id must be 1-64 characters of [A-Za-z0-9_-]")),
         None => format!("sess_dev_{}", uuid::Uuid::new_v4().simple()),
     };
-    let builder = standin
+    let mut builder = standin
         .token(&req.user_id)
         .session(&session_id)
         .lifetime(lifetime);
+    if let Some(org) = req.org_id {
+        if !(org.starts_with("org_") && ok_id(&org)) {
+            return Err(bad("org_id must be org_ followed by [A-Za-z0-9_-]"));
+        }
+        let role = req.org_role.unwrap_or_else(|| "org:admin".into());
+        if !role.starts_with("org:") || role.len() > 64 {
+            return Err(bad("org_role must look like org:admin"));
+        }
+        let role = role.trim_start_matches("org:");
+        builder = builder.org(&org, &org, role, "", "", "");
+    }
     let exp = builder.claims()["exp"].as_i64().unwrap_or_default();
     Ok((builder.sign(), exp, session_id))
 }
@@ -202,6 +225,8 @@ fn mint(standin: &ClerkStandIn, req: TokenRequest) -> Result<(String, i64, Strin
 struct TokenQuery {
     user_id: String,
     lifetime_secs: Option<i64>,
+    org_id: Option<String>,
+    org_role: Option<String>,
 }
 
 /// `GET /__dev/token?user_id=alice`: the bare token, for shell sessions.
@@ -213,6 +238,8 @@ async fn token_text(
         user_id: q.user_id,
         lifetime_secs: q.lifetime_secs,
         session_id: None,
+        org_id: q.org_id,
+        org_role: q.org_role,
     };
     match mint(&standin, req) {
         Ok((token, _, _)) => token.into_response(),
@@ -233,6 +260,53 @@ async fn token_json(
         }
         Err(response) => *response,
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyQuery {
+    /// Who the key acts as: `user_...`, `org_...` or `mch_...`.
+    subject: String,
+    /// Comma-separated scopes, e.g. `notebooks:read`; none: full rights.
+    #[serde(default)]
+    scopes: String,
+    /// `api_key` (default), `oauth` or `m2m`.
+    kind: Option<String>,
+}
+
+/// `GET /__dev/api_key?subject=user_alice&scopes=notebooks:read`: a machine
+/// token minted by the stand-in (an API key unless `kind` says otherwise),
+/// as bare text for shell sessions.
+async fn api_key(
+    State(standin): State<Arc<ClerkStandIn>>,
+    Query(q): Query<ApiKeyQuery>,
+) -> Response {
+    let bad = |msg: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"code": "bad_request", "message": msg}})),
+        )
+            .into_response()
+    };
+    let subject_ok = crate::notebook::model::MemberId::parse(&q.subject).is_ok()
+        && q.subject.len() <= 64
+        && q.subject
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !subject_ok {
+        return bad("subject must be a user_, org_ or mch_ id of [A-Za-z0-9_-]");
+    }
+    let kind = match q.kind.as_deref() {
+        None | Some("api_key") => TokenKind::ApiKey,
+        Some("oauth") => TokenKind::OAuth,
+        Some("m2m") => TokenKind::M2M,
+        Some(_) => return bad("kind must be api_key, oauth or m2m"),
+    };
+    let scopes: Vec<&str> = q.scopes.split(',').filter(|s| !s.is_empty()).collect();
+    let lifetime = (kind != TokenKind::ApiKey).then_some(std::time::Duration::from_secs(3600));
+    standin
+        .mint_machine_token(kind, &q.subject, &scopes, lifetime)
+        .into_response()
 }
 
 /// `GET /__dev/stats`: how often the verifier called the stand-in (benchmarks
@@ -263,7 +337,8 @@ fn print_banner(local: &SocketAddr, database_url: &str) {
         "\nquire dev is running at http://{local}/  (database {database_url}, stand-in Clerk under /__dev)\n\
          Try it:\n  \
          TOKEN=$(curl -s 'http://{local}/__dev/token?user_id=user_alice')\n  \
-         curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n"
+         curl -s -H \"Authorization: Bearer $TOKEN\" http://{local}/api/v1/me\n  \
+         KEY=$(curl -s 'http://{local}/__dev/api_key?subject=user_alice&scopes=notebooks:read')\n"
     );
 }
 

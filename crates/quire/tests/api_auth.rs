@@ -401,7 +401,21 @@ async fn me_returns_the_principal() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["actor", "expires_at", "org", "session_id", "user_id"]
+        [
+            "actor",
+            "expires_at",
+            "kind",
+            "org",
+            "session_id",
+            "subject",
+            "user_id"
+        ]
+    );
+    // DESIGN.md "Organizations and machine identities": a session token is
+    // kind "user" with its user as subject, and no scopes.
+    assert_eq!(
+        (me["kind"].as_str(), me["subject"].as_str()),
+        (Some("user"), Some("user_a"))
     );
     assert_eq!(me["user_id"], "user_a");
     assert_eq!(me["session_id"], "sess_123");

@@ -7,6 +7,9 @@
 //! Needs `QUIRE_TEST_POSTGRES_URL` and `QUIRE_TEST_REDIS_URL` (`.ci/run` sets
 //! them); skipped with a printed reason otherwise.
 
+#[path = "common/server.rs"]
+mod server;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -93,6 +96,7 @@ impl Server {
             .env("QUIRE_REDIS_URL", redis)
             .env("CLERK_JWT_KEY", standin.public_key_pem())
             .env("CLERK_ISSUER", standin.issuer())
+            .env("CLERK_WEBHOOK_SECRET", server::WEBHOOK_SECRET)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -404,4 +408,118 @@ async fn open_any(base: &str, id: &str, token: &str) -> Socket {
         .await
         .expect("upgrade")
         .0
+}
+
+/// DESIGN.md "Organizations": a user leaving an organization is refused at
+/// once on every process; their socket on the other process, open only
+/// through the org's share, closes with 4403.
+#[tokio::test]
+async fn an_org_membership_revoked_on_one_process_closes_sockets_on_another() {
+    let Some((pg, redis)) = env_urls() else {
+        return;
+    };
+    let db = Database::create(&pg).await;
+    let standin = ClerkStandIn::new();
+    let a = Server::start(&db.url, &redis, &standin);
+    let b = Server::start(&db.url, &redis, &standin);
+    let http = reqwest::Client::new();
+    let owner = standin.token("user_oa").lifetime(3600).sign();
+    let member = standin
+        .token("user_ob")
+        .org("org_scale", "scale", "member", "", "", "")
+        .lifetime(3600)
+        .sign();
+    let created: Value = http
+        .post(format!("{}/api/v1/notebooks", a.base))
+        .bearer_auth(&owner)
+        .json(&json!({"title": "org"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let shared = http
+        .put(format!(
+            "{}/api/v1/notebooks/{id}/members/org_scale",
+            a.base
+        ))
+        .bearer_auth(&owner)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .expect("share");
+    assert_eq!(shared.status(), 200);
+
+    let mut on_b = open_any(&b.base, &id, &member).await;
+    // An op committed on A reaching B's socket shows B hears the fan-out.
+    let renamed = http
+        .patch(format!("{}/api/v1/notebooks/{id}", a.base))
+        .bearer_auth(&owner)
+        .json(&json!({"title": "renamed"}))
+        .send()
+        .await
+        .expect("rename");
+    assert_eq!(renamed.status(), 200);
+    next_matching(&mut on_b, |v| v["type"] == "op").await;
+
+    let body = json!({
+        "type": "organizationMembership.deleted",
+        "data": {
+            "organization": {"id": "org_scale"},
+            "public_user_data": {"user_id": "user_ob"},
+        },
+    })
+    .to_string();
+    let ts = chrono::Utc::now().timestamp();
+    let sig = server::svix_signature(server::WEBHOOK_SECRET, "msg_scale_org", ts, body.as_bytes());
+    let delivered = http
+        .post(format!("{}/api/v1/webhooks/clerk", a.base))
+        .header("svix-id", "msg_scale_org")
+        .header("svix-timestamp", ts.to_string())
+        .header("svix-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(delivered.status(), 204);
+
+    let code = loop {
+        let msg = tokio::time::timeout(GUARD, on_b.next())
+            .await
+            .expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("socket ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(4403));
+    let refused = http
+        .get(format!("{}/api/v1/notebooks/{id}", b.base))
+        .bearer_auth(&member)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(refused.status(), 403);
+    drop((a, b));
+    db.drop_it().await;
+}
+
+/// The next JSON message on `ws` that satisfies `pred` (bounded by GUARD).
+async fn next_matching(ws: &mut Socket, pred: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let msg = tokio::time::timeout(GUARD, ws.next())
+            .await
+            .expect("message in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).expect("json");
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
 }

@@ -104,10 +104,7 @@ pub async fn insert(
         index: body.index,
         cell: cell.into_new_cell()?,
     };
-    let committed = state
-        .notebooks()
-        .apply(id, &caller.user_id, op, None)
-        .await?;
+    let committed = state.notebooks().apply(id, &caller.actor, op, None).await?;
     Ok((StatusCode::CREATED, committed_cell(committed)?).into_response())
 }
 
@@ -164,12 +161,7 @@ pub async fn update(
         cell_type: body.cell_type,
         metadata: body.metadata,
     };
-    committed_cell(
-        state
-            .notebooks()
-            .apply(id, &caller.user_id, op, None)
-            .await?,
-    )
+    committed_cell(state.notebooks().apply(id, &caller.actor, op, None).await?)
 }
 
 /// `DELETE /api/v1/notebooks/{id}/cells/{cell_id}`.
@@ -197,10 +189,7 @@ pub async fn delete(
     let op = Op::CellDelete {
         cell_id: cell_id(&raw_cell)?,
     };
-    state
-        .notebooks()
-        .apply(id, &caller.user_id, op, None)
-        .await?;
+    state.notebooks().apply(id, &caller.actor, op, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -247,7 +236,7 @@ pub async fn move_cell(
     };
     let snapshot = state
         .notebooks()
-        .apply_and_read(id, &caller.user_id, op, None)
+        .apply_and_read(id, &caller.actor, op, None)
         .await?;
     Ok(Json(NotebookView::full(&snapshot.notebook, role)).into_response())
 }

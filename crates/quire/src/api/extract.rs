@@ -9,7 +9,8 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
 use super::error::ApiError;
-use crate::notebook::model::{NotebookId, UserId};
+use crate::notebook::model::NotebookId;
+use crate::service::Actor;
 use crate::AppState;
 
 /// The authenticated caller. A request without a valid token never reaches
@@ -17,7 +18,8 @@ use crate::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
-    pub user_id: UserId,
+    /// Who acts, with its organization and scopes: what the service takes.
+    pub actor: Actor,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -25,9 +27,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = state.auth().authenticate(parts).await?;
-        let user_id = UserId::parse(&principal.user_id)
-            .map_err(|_| ApiError::Auth(clerk_auth::AuthError::InvalidClaims("sub")))?;
-        Ok(Caller { principal, user_id })
+        let actor = Actor::of(&principal, state.auth().revocations())
+            .ok_or(ApiError::Auth(clerk_auth::AuthError::InvalidClaims("sub")))?;
+        Ok(Caller { principal, actor })
     }
 }
 

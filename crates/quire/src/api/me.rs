@@ -22,6 +22,16 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The caller's verified principal, timestamps in RFC 3339 UTC.
 #[derive(Serialize, ToSchema)]
 pub struct Me<'a> {
+    /// Which kind of token proved the caller.
+    #[schema(value_type = String, example = "user")]
+    pub kind: &'static str,
+    /// Who acts: `user_...`, `org_...` or `mch_...`.
+    pub subject: &'a str,
+    /// A machine token's scopes (absent for session tokens; empty: the
+    /// subject's full rights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, required = false, nullable = false)]
+    pub scopes: Option<&'a [String]>,
     pub user_id: &'a str,
     pub session_id: &'a str,
     /// The session's active organization, or null.
@@ -66,7 +76,8 @@ pub struct ActorSchema {
 #[utoipa::path(
     get, path = "/me", tag = "me", operation_id = "getMe",
     summary = "The caller's verified principal",
-    description = "Who the server thinks you are, from the verified session token.",
+    description = "Who the server thinks you are, from the verified token: `kind` \
+        (`user`, `api_key`, `oauth`, `m2m`), `subject` (who acts) and, for machine tokens, `scopes`.",
     responses(
         (status = 200, description = "The caller.", body = Me),
         (status = 401, response = Unauthorized),
@@ -78,6 +89,9 @@ pub async fn me(caller: Caller) -> Response {
     let p = &caller.principal;
     let expires_at = DateTime::from_timestamp(p.expires_at, 0).map(|t| timestamp(&t));
     Json(Me {
+        kind: p.kind.as_str(),
+        subject: &p.subject,
+        scopes: p.is_machine().then_some(p.scopes.as_slice()),
         user_id: &p.user_id,
         session_id: &p.session_id,
         org: p.org.as_ref(),

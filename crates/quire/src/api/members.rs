@@ -17,7 +17,7 @@ use super::openapi::{
     Unauthorized, Unavailable,
 };
 use super::views::{MemberList, MemberView};
-use crate::notebook::model::{Role, UserId};
+use crate::notebook::model::{MemberId, Role, UserId};
 use crate::AppState;
 
 /// `/api/v1/notebooks/{id}/members...` routes.
@@ -49,7 +49,7 @@ pub async fn list(
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = notebook_id(&raw_id)?;
-    let members = state.notebooks().members(id, &caller.user_id).await?;
+    let members = state.notebooks().members(id, &caller.actor).await?;
     let items = members
         .iter()
         .map(|(user, role)| MemberView::new(user, *role))
@@ -75,11 +75,14 @@ pub enum SharedRole {
     Viewer,
 }
 
+/// A member id from the path: `user_...`, `org_...` or `mch_...` (400 otherwise).
 fn member_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::parse(raw).map_err(|_| ApiError::BadRequest {
-        code: "invalid_id",
-        message: "the user id is not valid".into(),
-    })
+    MemberId::parse(raw)
+        .map(MemberId::into_id)
+        .map_err(|_| ApiError::BadRequest {
+            code: "invalid_id",
+            message: "the member id must be a user_, org_ or mch_ id".into(),
+        })
 }
 
 /// The owner may manage members; nobody else. Checked before the rest of
@@ -91,7 +94,7 @@ async fn authorize_owner(
     raw_id: &str,
 ) -> Result<crate::notebook::model::NotebookId, ApiError> {
     let id = notebook_id(raw_id)?;
-    state.notebooks().require_owner(id, &caller.user_id).await?;
+    state.notebooks().require_owner(id, &caller.actor).await?;
     Ok(id)
 }
 
@@ -99,8 +102,9 @@ async fn authorize_owner(
 #[utoipa::path(
     put, path = "/{id}/members/{user_id}", tag = "members", operation_id = "putMember",
     summary = "Add a member or change their role",
-    description = "Owner only (others: 403). Any Clerk user id may be added, signed in before or \
-        not. The owner's own role cannot be changed (400). Not an op: the notebook version does \
+    description = "Owner only (others: 403). Any Clerk user (`user_...`), organization \
+        (`org_...`, whose members get the role while it is their active organization) or machine \
+        (`mch_...`) id may be added, signed in before or not; any other id shape is 400. The owner's own role cannot be changed (400). Not an op: the notebook version does \
         not change, but that user's open sockets get a `role` message.",
     params(MemberPath),
     request_body = PutMember,
@@ -134,7 +138,7 @@ pub async fn put(
     };
     state
         .notebooks()
-        .set_member(id, &caller.user_id, &user, role)
+        .set_member(id, &caller.actor, &user, role)
         .await?;
     Ok(Json(MemberView::new(&user, role)).into_response())
 }
@@ -165,7 +169,7 @@ pub async fn remove(
     let user = member_id(&raw_user)?;
     state
         .notebooks()
-        .remove_member(id, &caller.user_id, &user)
+        .remove_member(id, &caller.actor, &user)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

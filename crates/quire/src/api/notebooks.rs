@@ -78,7 +78,7 @@ pub async fn list(
     // One extra row tells whether there is a next page.
     let mut rows = state
         .notebooks()
-        .list(&caller.user_id, limit + 1, after)
+        .list(&caller.actor, limit + 1, after)
         .await?;
     let more = rows.len() > limit;
     rows.truncate(limit);
@@ -88,7 +88,7 @@ pub async fn list(
     };
     let items: Vec<_> = rows
         .iter()
-        .map(|(meta, role)| NotebookView::summary(meta, *role))
+        .map(|(meta, grant)| NotebookView::listed(meta, grant.role, grant.via_org.as_ref()))
         .collect();
     Ok(Json(NotebookPage { items, next_cursor }).into_response())
 }
@@ -144,7 +144,7 @@ pub async fn create(
         .collect::<Result<Vec<NewCell>, ApiError>>()?;
     let notebook = state
         .notebooks()
-        .create(&caller.user_id, &body.title, Map::new(), cells)
+        .create(&caller.actor, &body.title, Map::new(), cells)
         .await?;
     Ok(created(&notebook))
 }
@@ -179,7 +179,7 @@ pub async fn authorize(
     raw_id: &str,
 ) -> Result<(NotebookId, Role), ApiError> {
     let id = notebook_id(raw_id)?;
-    let role = state.notebooks().role_of(id, &caller.user_id).await?;
+    let role = state.notebooks().role_of(id, &caller.actor).await?;
     Ok((id, role))
 }
 
@@ -206,7 +206,7 @@ pub async fn get(
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = notebook_id(&raw_id)?;
-    let (snapshot, role) = state.notebooks().open(id, &caller.user_id).await?;
+    let (snapshot, role) = state.notebooks().open(id, &caller.actor).await?;
     let notebook = &snapshot.notebook;
     Ok(with_etag(
         Json(NotebookView::full(notebook, role)).into_response(),
@@ -264,7 +264,7 @@ pub async fn patch(
         .ok_or_else(|| ApiError::bad_request("nothing to change: give a title"))?;
     let snapshot = state
         .notebooks()
-        .apply_and_read(id, &caller.user_id, Op::NotebookRename { title }, expect)
+        .apply_and_read(id, &caller.actor, Op::NotebookRename { title }, expect)
         .await?;
     let meta = &snapshot.notebook.meta;
     let version = meta.version;
@@ -323,7 +323,7 @@ pub async fn delete(
     Path(raw_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = notebook_id(&raw_id)?;
-    state.notebooks().delete(id, &caller.user_id).await?;
+    state.notebooks().delete(id, &caller.actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -350,7 +350,7 @@ pub async fn export_ipynb(
     Path(raw_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = notebook_id(&raw_id)?;
-    let (snapshot, _) = state.notebooks().open(id, &caller.user_id).await?;
+    let (snapshot, _) = state.notebooks().open(id, &caller.actor).await?;
     let doc = crate::notebook::ipynb::export(&snapshot.notebook);
     let mut response = Json(doc).into_response();
     let disposition = format!("attachment; filename=\"{}.ipynb\"", id);
@@ -417,7 +417,7 @@ pub async fn import_ipynb(
         .unwrap_or_else(|| "Untitled".to_string());
     let notebook = state
         .notebooks()
-        .create(&caller.user_id, &title, imported.metadata, imported.cells)
+        .create(&caller.actor, &title, imported.metadata, imported.cells)
         .await?;
     Ok(created(&notebook))
 }

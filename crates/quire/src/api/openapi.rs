@@ -235,13 +235,14 @@ pub(crate) struct CellPath {
 /// `{id}/members/{user_id}`.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
-#[allow(dead_code)] // describes the path; handlers parse it with `UserId::parse`
+#[allow(dead_code)] // describes the path; handlers parse it with `MemberId::parse`
 pub(crate) struct MemberPath {
     /// Notebook id (hyphenated lower-case UUID). Malformed: 400.
     #[param(format = Uuid, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     id: String,
-    /// Clerk user id (`user_...`): 1 to 128 characters, no whitespace or control characters.
-    #[param(pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]{1,128}$")]
+    /// Clerk user, organization or machine id (`user_...`, `org_...`, `mch_...`): at most 128
+    /// characters, no whitespace or control characters. Any other shape: 400.
+    #[param(pattern = "^(user|org|mch)_[^\\s\\x00-\\x1f\\x7f-\\x9f]{1,123}$")]
     user_id: String,
 }
 

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::extract::parse_json;
 use super::openapi::{BadRequest, Internal, PayloadTooLarge, Unavailable};
-use crate::notebook::model::UserId;
+use crate::notebook::model::{MemberId, UserId};
 use crate::service::AccountEvent;
 use crate::AppState;
 
@@ -36,10 +36,28 @@ struct ClerkEvent {
     data: EventData,
 }
 
-/// The event's object; only its `id` is read.
+/// The event's object; only what the handled events need is read.
 #[derive(Deserialize, Default, ToSchema)]
 struct EventData {
     id: Option<String>,
+    /// `organizationMembership.*`: the organization.
+    #[serde(default)]
+    organization: Option<EventOrganization>,
+    /// `organizationMembership.*`: the member.
+    #[serde(default)]
+    public_user_data: Option<EventUserData>,
+}
+
+/// `organization` of a membership event; only its `id` is read.
+#[derive(Deserialize, Default, ToSchema)]
+struct EventOrganization {
+    id: Option<String>,
+}
+
+/// `public_user_data` of an organization membership.
+#[derive(Deserialize, Default, ToSchema)]
+struct EventUserData {
+    user_id: Option<String>,
 }
 
 /// Verifies, de-duplicates and applies one Clerk event.
@@ -50,7 +68,8 @@ struct EventData {
         signature over the raw body with `CLERK_WEBHOOK_SECRET` authenticates it. A bad \
         signature or timestamp is 400 and changes nothing; a replayed `svix-id` is 204 and \
         changes nothing. `user.deleted` deletes the user's notebooks and memberships and closes \
-        their sockets. Without `CLERK_WEBHOOK_SECRET` configured: 503.",
+        their sockets; `organizationMembership.deleted` stops the organization's shares counting \
+        for that user at once; `organization.deleted` removes the organization's shares. Without `CLERK_WEBHOOK_SECRET` configured: 503.",
     security(()),
     params(
         ("svix-id" = String, Header, description = "Unique message id (replays are acknowledged and ignored)."),
@@ -109,14 +128,46 @@ fn account_event(event: &ClerkEvent) -> Result<AccountEvent, ApiError> {
             AccountEvent::SessionEnded(id.to_string())
         }
         "user.deleted" if !id.is_empty() => {
-            let user = UserId::parse(id)
-                .map_err(|_| ApiError::bad_request("user.deleted without a valid user id"))?;
+            let user = UserId::parse(id).map_err(|_| bad_user())?;
             tracing::info!(user = id, "deleting user");
             AccountEvent::UserDeleted(user)
+        }
+        "organizationMembership.deleted" => {
+            let data = &event.data;
+            let org = data.organization.as_ref().and_then(|o| o.id.as_deref());
+            let user = data
+                .public_user_data
+                .as_ref()
+                .and_then(|u| u.user_id.as_deref());
+            let (Some(org), Some(user)) = (org, user) else {
+                return Err(ApiError::bad_request(
+                    "organizationMembership.deleted without organization.id and user_id",
+                ));
+            };
+            let (org, user) = (org_id(org)?, UserId::parse(user).map_err(|_| bad_user())?);
+            tracing::info!(%user, %org, "revoking organization membership");
+            AccountEvent::OrgMembershipDeleted { user, org }
+        }
+        "organization.deleted" if !id.is_empty() => {
+            tracing::info!(org = id, "removing organization shares");
+            AccountEvent::OrgDeleted(org_id(id)?)
         }
         other => {
             tracing::debug!(kind = other, "webhook event ignored");
             AccountEvent::Ignored
         }
     })
+}
+
+fn bad_user() -> ApiError {
+    ApiError::bad_request("the event does not name a valid user id")
+}
+
+/// An `org_...` id from an event (anything else is a 400).
+fn org_id(raw: &str) -> Result<UserId, ApiError> {
+    MemberId::parse(raw)
+        .ok()
+        .filter(|_| raw.starts_with("org_"))
+        .map(MemberId::into_id)
+        .ok_or_else(|| ApiError::bad_request("the event does not name a valid organization id"))
 }

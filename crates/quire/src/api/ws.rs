@@ -39,7 +39,7 @@ use crate::realtime::admission::{self, Admitted, Refusal};
 use crate::realtime::deps::{Authenticate, ChangePath, SessionDeps};
 use crate::realtime::protocol::Since;
 use crate::realtime::{session, transport};
-use crate::service::ServiceError;
+use crate::service::{Actor, ServiceError};
 use crate::store::{Access, StoreError};
 use crate::AppState;
 
@@ -261,7 +261,7 @@ impl ChangePath for AppChanges {
     async fn apply(
         &self,
         id: NotebookId,
-        author: &UserId,
+        author: &Actor,
         op: Op,
     ) -> Result<Committed, ServiceError> {
         self.0.notebooks().apply(id, author, op, None).await
@@ -298,6 +298,10 @@ impl Authenticate for AppChanges {
 
     fn is_revoked(&self, principal: &Principal) -> bool {
         self.0.auth().revocations().check(principal).is_err()
+    }
+
+    fn actor(&self, principal: &Principal) -> Option<Actor> {
+        Actor::of(principal, self.0.auth().revocations())
     }
 
     fn clock_skew(&self) -> Duration {

@@ -196,6 +196,38 @@ impl FromStr for UserId {
 string_serde!(UserId);
 
 // ---------------------------------------------------------------------------
+// MemberId
+
+/// Who a notebook can be shared with: a Clerk user (`user_...`), organization
+/// (`org_...`) or machine (`mch_...`). Parsed at the API boundary, so a
+/// member id of any other shape is a 400 rather than a share nobody can use.
+/// Stored in the same column as user ids, hence [`MemberId::into_id`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemberId(UserId);
+
+impl MemberId {
+    /// The Clerk prefixes a member id may have.
+    pub const PREFIXES: [&'static str; 3] = ["user_", "org_", "mch_"];
+
+    /// Accepts `user_...`, `org_...` or `mch_...` (followed by at least one
+    /// character) within [`UserId`]'s rules.
+    pub fn parse(s: &str) -> Result<Self, ParseError> {
+        let prefixed = Self::PREFIXES
+            .iter()
+            .any(|p| s.len() > p.len() && s.starts_with(p));
+        if !prefixed {
+            return Err(ParseError("invalid member id"));
+        }
+        UserId::parse(s).map(MemberId)
+    }
+
+    /// The id as stored and as carried in membership events.
+    pub fn into_id(self) -> UserId {
+        self.0
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Role
 
 /// What a user may do with a notebook: owner > editor > viewer.
@@ -211,6 +243,33 @@ pub enum Role {
 }
 
 impl Role {
+    /// The higher of two roles (owner > editor > viewer): a caller with
+    /// access from several members gets the best of them.
+    pub fn max(self, other: Role) -> Role {
+        if other.rank() > self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// The lower of two roles (a scope caps a role at most down to this).
+    pub fn min(self, other: Role) -> Role {
+        if other.rank() < self.rank() {
+            other
+        } else {
+            self
+        }
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 2,
+            Role::Editor => 1,
+            Role::Viewer => 0,
+        }
+    }
+
     /// Whether this role may apply ops (edit cells, rename).
     pub fn can_write(self) -> bool {
         matches!(self, Role::Owner | Role::Editor)

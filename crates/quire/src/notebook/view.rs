@@ -27,6 +27,11 @@ pub struct NotebookView<'a> {
     pub owner_id: &'a str,
     /// The caller's role on this notebook.
     pub role: Role,
+    /// In listings: the organization (`org_...`) the caller has access
+    /// through, present only when the access comes only from its share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, required = false, nullable = false)]
+    pub via_org: Option<&'a str>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: String,
     /// Time of the last op (or creation).
@@ -56,9 +61,18 @@ impl<'a> NotebookView<'a> {
             title: &meta.title,
             owner_id: meta.owner_id.as_str(),
             role,
+            via_org: None,
             created_at: timestamp(&meta.created_at),
             updated_at: timestamp(&meta.updated_at),
             version: meta.version,
+        }
+    }
+
+    /// The listing shape: [`NotebookView::summary`] with `via_org`.
+    pub fn listed(meta: &'a NotebookMeta, role: Role, via_org: Option<&'a UserId>) -> Self {
+        NotebookView {
+            via_org: via_org.map(UserId::as_str),
+            ..NotebookView::summary(meta, role)
         }
     }
 

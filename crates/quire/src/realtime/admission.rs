@@ -12,13 +12,17 @@ use super::hub::UserSlot;
 use super::protocol::{self, ClientMsg, CloseReason, Since};
 use super::transport::{ended, Inbound};
 use crate::notebook::model::{NotebookId, Role, UserId};
+use crate::service::Actor;
 use crate::store::{Access, StoreError};
 
 /// An authenticated caller with access and a connection slot: what a
 /// session starts from.
 pub struct Admitted {
     pub principal: Principal,
-    pub user: UserId,
+    pub actor: Actor,
+    /// The actor's own role and its organization's (see [`Actor::grant`]).
+    pub own: Option<Role>,
+    pub org_role: Option<Role>,
     pub role: Role,
     pub slot: UserSlot,
     pub since: Option<Since>,
@@ -46,28 +50,40 @@ pub async fn admit(
     principal: Principal,
     since: Option<Since>,
 ) -> Result<Admitted, Refusal> {
-    let user = UserId::parse(&principal.user_id).map_err(|_| Refusal::BadSubject)?;
-    let role = match deps
-        .changes
-        .access(id, &user)
-        .await
-        .map_err(Refusal::Unavailable)?
-    {
-        Access::Role(role) => role,
-        Access::NoAccess => return Err(Refusal::NoAccess),
-        Access::NotFound => return Err(Refusal::NotFound),
+    let actor = deps.auth.actor(&principal).ok_or(Refusal::BadSubject)?;
+    let own = member_role(deps, id, &actor.id).await?;
+    let org_role = match &actor.org {
+        Some(org) => member_role(deps, id, org).await?,
+        None => None,
     };
+    let role = actor.grant(own, org_role).ok_or(Refusal::NoAccess)?.role;
     let slot = deps
         .hub
-        .reserve_user(&user)
+        .reserve_user(&actor.id)
         .ok_or(Refusal::TooManyConnections)?;
     Ok(Admitted {
         principal,
-        user,
+        actor,
+        own,
+        org_role,
         role,
         slot,
         since,
     })
+}
+
+/// One member's own role on the notebook, fresh from the store.
+async fn member_role(
+    deps: &SessionDeps,
+    id: NotebookId,
+    member: &UserId,
+) -> Result<Option<Role>, Refusal> {
+    match deps.changes.access(id, member).await {
+        Ok(Access::Role(role)) => Ok(Some(role)),
+        Ok(Access::NoAccess) => Ok(None),
+        Ok(Access::NotFound) => Err(Refusal::NotFound),
+        Err(e) => Err(Refusal::Unavailable(e)),
+    }
 }
 
 /// Waits for `{"type":"auth","token"}` within the auth timeout, verifies it

@@ -13,7 +13,7 @@ use clerk_auth::{AuthError, Principal};
 use super::hub::{Hub, RealtimeLimits};
 use crate::notebook::model::{Notebook, NotebookId, UserId};
 use crate::notebook::ops::{Committed, Op};
-use crate::service::ServiceError;
+use crate::service::{Actor, ServiceError};
 use crate::store::{Access, StoreError};
 
 /// Notebook reads and the single change path, as the session uses them.
@@ -23,11 +23,12 @@ pub trait ChangePath: Send + Sync {
     async fn apply(
         &self,
         id: NotebookId,
-        author: &UserId,
+        author: &Actor,
         op: Op,
     ) -> Result<Committed, ServiceError>;
 
-    /// The user's access to the notebook, read fresh (admission).
+    /// The member's own access to the notebook, read fresh (admission asks
+    /// for the actor and for its organization).
     async fn access(&self, id: NotebookId, user: &UserId) -> Result<Access, StoreError>;
 
     /// The notebook as of its last commit (a full `ready`); `None`: gone.
@@ -55,6 +56,10 @@ pub trait Authenticate: Send + Sync {
     /// Whether the principal's session or user has been revoked (asked
     /// directly when the session missed revocation events).
     fn is_revoked(&self, principal: &Principal) -> bool;
+
+    /// Who the principal acts as (revoked org memberships left out);
+    /// `None` when its subject is not an id we accept.
+    fn actor(&self, principal: &Principal) -> Option<Actor>;
 
     /// The verifier's clock skew: part of the expiry deadline.
     fn clock_skew(&self) -> Duration;

@@ -54,6 +54,11 @@ pub enum Control {
     UserRevoked {
         user: UserId,
     },
+    /// A user left an organization: its shares no longer count for them.
+    OrgMembershipRevoked {
+        user: UserId,
+        org: UserId,
+    },
     /// Who has the notebook open on the sending process.
     Presence {
         notebook: NotebookId,

@@ -94,6 +94,9 @@ pub enum GlobalEvent {
     SessionRevoked(String),
     /// A user was deleted: their sockets close with 4401.
     UserRevoked(UserId),
+    /// A user's membership in an organization was deleted: their sockets
+    /// whose access came only through it close with 4403.
+    OrgMembershipRevoked { user: UserId, org: UserId },
 }
 
 /// Every room, the commit locks, and the owner of socket tasks.
@@ -284,6 +287,16 @@ impl Hub {
             .inner
             .global
             .send(Arc::new(GlobalEvent::UserRevoked(user.clone())));
+    }
+
+    pub fn org_membership_revoked(&self, user: &UserId, org: &UserId) {
+        let _ = self
+            .inner
+            .global
+            .send(Arc::new(GlobalEvent::OrgMembershipRevoked {
+                user: user.clone(),
+                org: org.clone(),
+            }));
     }
 
     /// Sends every local presence change to other processes from now on.

@@ -29,6 +29,7 @@ use super::transport::{ended, Inbound, Outbox, Outgoing, Replies, SlowReader};
 use crate::notebook::model::{NotebookId, Role, UserId};
 use crate::notebook::ops::Op;
 use crate::notebook::view::NotebookView;
+use crate::service::Actor;
 
 /// Runs a socket to its end: first-message admission unless the upgrade
 /// already admitted it, then the session. Queues the close and returns it.
@@ -117,7 +118,13 @@ const PENDING_OPS: usize = 32;
 struct Session {
     deps: SessionDeps,
     id: NotebookId,
-    user: UserId,
+    /// Who acts; the seat's organization is `actor.org`.
+    actor: Actor,
+    /// The actor's own role and its organization's: `role` is recomputed
+    /// from them when either changes, and the socket closes when neither
+    /// grants access any more.
+    own: Option<Role>,
+    org_role: Option<Role>,
     role: Role,
     principal: Principal,
     life: TokenLife,
@@ -140,12 +147,14 @@ impl Session {
         admitted: Admitted,
         out: &mut Outbox,
     ) -> Result<Session, CloseReason> {
-        let mut seat = deps.hub.join(id, &admitted.user, admitted.role);
+        let mut seat = deps.hub.join(id, &admitted.actor.id, admitted.role);
         let limits = &deps.limits;
         let margin = deps.auth.clock_skew() + limits.expiry_grace;
         let mut session = Session {
             id,
-            user: admitted.user,
+            actor: admitted.actor,
+            own: admitted.own,
+            org_role: admitted.org_role,
             role: admitted.role,
             life: TokenLife::new(&admitted.principal, margin),
             principal: admitted.principal,
@@ -263,7 +272,7 @@ impl Session {
                     }
                 }
                 event = self.rx.recv() => Box::pin(self.on_event(event, out)).await,
-                event = self.global.recv() => self.on_global(event),
+                event = self.global.recv() => self.on_global(event, out),
                 inbound = stream.next() => {
                     last_seen = Instant::now();
                     self.on_inbound(inbound, out).await
@@ -311,11 +320,19 @@ impl Session {
         match self.deps.auth.verify(token).await {
             Ok(p) if p.user_id != self.principal.user_id => Err(CloseReason::UserMismatch),
             Ok(p) => {
+                let actor = self.deps.auth.actor(&p).ok_or(CloseReason::UserMismatch)?;
+                // Another active organization: the old one's share no longer
+                // counts (the new one's is read when the socket reconnects).
+                if actor.org != self.actor.org {
+                    self.org_role = None;
+                }
+                self.actor = actor;
                 let margin = self.deps.auth.clock_skew() + self.deps.limits.expiry_grace;
                 self.life = TokenLife::new(&p, margin);
                 self.principal = p;
                 let expires_in = self.life.expires_in();
-                self.send(out, ServerMsg::AuthOk { expires_in })
+                self.send(out, ServerMsg::AuthOk { expires_in })?;
+                self.regrant(out)
             }
             // Not the user's fault: keep the socket until the old token runs out.
             Err(e) if e.public_code() == PublicCode::AuthUnavailable => {
@@ -340,9 +357,9 @@ impl Session {
         if let Some(e) = refused {
             return fail(out, r#ref.as_deref(), e);
         }
-        let worker = self
-            .ops
-            .get_or_insert_with(|| spawn_op_worker(&self.deps, self.id, &self.user, out.replies()));
+        let worker = self.ops.get_or_insert_with(|| {
+            spawn_op_worker(&self.deps, self.id, &self.actor, out.replies())
+        });
         match worker.try_send((r#ref, op)) {
             Ok(()) => Ok(()),
             Err(refused) => {
@@ -352,17 +369,57 @@ impl Session {
         }
     }
 
+    /// A member's role changed (`None`: removed). Only the actor's own id
+    /// and its organization concern this socket.
+    fn member_role(
+        &mut self,
+        member: &UserId,
+        role: Option<Role>,
+        out: &mut Outbox,
+    ) -> Result<(), CloseReason> {
+        if *member == self.actor.id {
+            self.own = role;
+        } else if self.actor.org.as_ref() == Some(member) {
+            self.org_role = role;
+        } else {
+            return Ok(());
+        }
+        self.regrant(out)
+    }
+
+    /// Recomputes the role; closes (4403) when nothing grants access any
+    /// more, tells the client when the role changed.
+    fn regrant(&mut self, out: &mut Outbox) -> Result<(), CloseReason> {
+        let grant = self.actor.grant(self.own, self.org_role);
+        let role = grant.ok_or(CloseReason::AccessRemoved)?.role;
+        if role == self.role {
+            return Ok(());
+        }
+        self.role = role;
+        self.send(out, ServerMsg::Role { role })
+    }
+
     /// Revocations: close at once when they concern this socket.
     fn on_global(
         &mut self,
         event: Result<Arc<GlobalEvent>, broadcast::error::RecvError>,
+        out: &mut Outbox,
     ) -> Result<(), CloseReason> {
         match event {
             Ok(event) => match &*event {
                 GlobalEvent::SessionRevoked(sid) if *sid == self.principal.session_id => {
                     Err(CloseReason::Revoked)
                 }
-                GlobalEvent::UserRevoked(user) if *user == self.user => Err(CloseReason::Revoked),
+                GlobalEvent::UserRevoked(user) if *user == self.actor.id => {
+                    Err(CloseReason::Revoked)
+                }
+                GlobalEvent::OrgMembershipRevoked { user, org }
+                    if *user == self.actor.id && self.actor.org.as_ref() == Some(org) =>
+                {
+                    self.actor.org = None;
+                    self.org_role = None;
+                    self.regrant(out)
+                }
                 _ => Ok(()),
             },
             // Missed some: ask the revocation list directly.
@@ -390,13 +447,9 @@ impl Session {
         match &*event {
             RoomEvent::Op { version, text } => self.on_op_event(*version, text, out).await,
             RoomEvent::Presence(text) => out.text(text.clone()).map_err(slow),
-            RoomEvent::Role { user, role } if *user == self.user => {
-                self.role = *role;
-                self.send(out, ServerMsg::Role { role: *role })
-            }
-            RoomEvent::Removed { user } if *user == self.user => Err(CloseReason::AccessRemoved),
+            RoomEvent::Role { user, role } => self.member_role(user, Some(*role), out),
+            RoomEvent::Removed { user } => self.member_role(user, None, out),
             RoomEvent::Deleted => Err(CloseReason::Deleted),
-            RoomEvent::Role { .. } | RoomEvent::Removed { .. } => Ok(()),
         }
     }
 
@@ -447,11 +500,11 @@ fn store_close(e: crate::store::StoreError) -> CloseReason {
 fn spawn_op_worker(
     deps: &SessionDeps,
     id: NotebookId,
-    user: &UserId,
+    actor: &Actor,
     replies: Replies,
 ) -> mpsc::Sender<(Option<String>, Op)> {
     let (tx, mut rx) = mpsc::channel::<(Option<String>, Op)>(PENDING_OPS);
-    let (changes, user) = (deps.changes.clone(), user.clone());
+    let (changes, user) = (deps.changes.clone(), actor.clone());
     deps.hub.tasks().spawn(async move {
         while let Some((r#ref, op)) = rx.recv().await {
             // The store checks the role inside the commit, so a demotion
@@ -513,9 +566,10 @@ mod tests {
         async fn apply(
             &self,
             id: NotebookId,
-            author: &UserId,
+            author: &Actor,
             op: Op,
         ) -> Result<Committed, ServiceError> {
+            let author = &author.id;
             let Op::NotebookRename { title } = op else {
                 return Err(ServiceError::NotebookNotFound);
             };
@@ -567,6 +621,10 @@ mod tests {
 
         fn is_revoked(&self, _: &Principal) -> bool {
             false
+        }
+
+        fn actor(&self, principal: &Principal) -> Option<Actor> {
+            Actor::of(principal, &crate::auth::Revocations::default())
         }
 
         fn clock_skew(&self) -> Duration {

@@ -6,9 +6,11 @@
 //! processes) and socket closes. Reads that need an access check live here
 //! too, so handlers never pair a store call with its effects by hand.
 
+mod actor;
 mod error;
 mod notebooks;
 
+pub use actor::{Actor, Grant};
 pub use error::{PublicError, PublicKind, ServiceError};
 pub use notebooks::{AccountEvent, Notebooks};
 

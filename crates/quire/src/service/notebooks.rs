@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::ServiceError;
+use super::{Actor, Grant, ServiceError};
 use crate::auth::Revocations;
 use crate::cache::{ReadCache, Snapshot};
 use crate::notebook::model::{Notebook, NotebookId, NotebookMeta, Role, UserId};
@@ -38,6 +38,10 @@ pub enum AccountEvent {
     SessionEnded(String),
     /// `user.deleted`.
     UserDeleted(UserId),
+    /// `organizationMembership.deleted`: the user left (or was removed from) the org.
+    OrgMembershipDeleted { user: UserId, org: UserId },
+    /// `organization.deleted`.
+    OrgDeleted(UserId),
     /// Anything else: nothing to do, but the delivery is still recorded.
     Ignored,
 }
@@ -84,47 +88,60 @@ impl Notebooks {
     pub async fn open(
         &self,
         id: NotebookId,
-        user: &UserId,
+        actor: &Actor,
     ) -> Result<(Arc<Snapshot>, Role), ServiceError> {
         let snapshot = self
             .snapshot(id)
             .await?
             .ok_or(ServiceError::NotebookNotFound)?;
-        let role = snapshot.role_of(user).ok_or(ServiceError::NoAccess)?;
+        let role = self.grant(&snapshot, actor)?.role;
         Ok((snapshot, role))
     }
 
-    /// The caller's role on a notebook (errors as [`Notebooks::open`]).
-    pub async fn role_of(&self, id: NotebookId, user: &UserId) -> Result<Role, ServiceError> {
-        Ok(self.open(id, user).await?.1)
+    /// The snapshot's access for the actor, `NoAccess` when none.
+    fn grant(&self, snapshot: &Snapshot, actor: &Actor) -> Result<Grant, ServiceError> {
+        snapshot.grant(actor).ok_or(ServiceError::NoAccess)
     }
 
-    /// `NotOwner` unless `user` owns the notebook (after the checks of `role_of`).
-    pub async fn require_owner(&self, id: NotebookId, user: &UserId) -> Result<(), ServiceError> {
-        match self.role_of(id, user).await? {
+    /// The caller's role on a notebook (errors as [`Notebooks::open`]).
+    pub async fn role_of(&self, id: NotebookId, actor: &Actor) -> Result<Role, ServiceError> {
+        Ok(self.open(id, actor).await?.1)
+    }
+
+    /// `NotOwner` unless `actor` owns the notebook (after the checks of `role_of`).
+    pub async fn require_owner(&self, id: NotebookId, actor: &Actor) -> Result<(), ServiceError> {
+        match self.role_of(id, actor).await? {
             Role::Owner => Ok(()),
             _ => Err(ServiceError::NotOwner),
         }
     }
 
-    /// Notebooks the user owns or is a member of, newest first, at most
-    /// `limit`, strictly after `after`.
+    /// Notebooks the actor owns, is a member of, or reaches through its
+    /// active organization, newest first, at most `limit`, strictly after
+    /// `after`; with the organization when the access comes only from it.
     pub async fn list(
         &self,
-        user: &UserId,
+        actor: &Actor,
         limit: usize,
         after: Option<PageKey>,
-    ) -> Result<Vec<(NotebookMeta, Role)>, ServiceError> {
-        Ok(self.store().list_for_user(user, limit, after).await?)
+    ) -> Result<Vec<(NotebookMeta, Grant)>, ServiceError> {
+        let listed = self
+            .store()
+            .list_for_member(&actor.id, actor.org.as_ref(), limit, after)
+            .await?;
+        Ok(listed
+            .into_iter()
+            .filter_map(|l| Some((l.meta, actor.grant(l.own, l.org)?)))
+            .collect())
     }
 
     /// Everyone with access, owner first; any member may read it.
     pub async fn members(
         &self,
         id: NotebookId,
-        user: &UserId,
+        actor: &Actor,
     ) -> Result<Vec<(UserId, Role)>, ServiceError> {
-        self.role_of(id, user).await?;
+        self.role_of(id, actor).await?;
         Ok(self.store().members(id).await?)
     }
 
@@ -132,16 +149,21 @@ impl Notebooks {
 
     /// A new notebook owned by `owner` (version 0; creation is not an op, and
     /// nobody can be listening to a notebook that did not exist).
+    /// Only a user with a write-capable token may create (see
+    /// [`Actor::may_create`]); anyone else is `NoAccess`.
     pub async fn create(
         &self,
-        owner: &UserId,
+        owner: &Actor,
         title: &str,
         metadata: Map<String, Value>,
         cells: Vec<NewCell>,
     ) -> Result<Notebook, ServiceError> {
+        if !owner.may_create() {
+            return Err(ServiceError::NoAccess);
+        }
         Ok(self
             .store()
-            .create_notebook(owner, title, metadata, cells)
+            .create_notebook(&owner.id, title, metadata, cells)
             .await?)
     }
 
@@ -152,12 +174,19 @@ impl Notebooks {
     pub async fn apply(
         &self,
         id: NotebookId,
-        author: &UserId,
+        author: &Actor,
         op: Op,
         expect_version: Option<i64>,
     ) -> Result<Committed, ServiceError> {
+        if author.is_capped() && !self.role_of(id, author).await?.can_write() {
+            // The store knows roles, not scopes: a read-only token stops here.
+            return Err(ServiceError::ReadOnly);
+        }
         let _ordered = self.hub().commit_lock(id).await;
-        let result = self.store().apply(id, author, op, expect_version).await;
+        let result = self
+            .store()
+            .apply_via(id, &author.id, author.org.as_ref(), op, expect_version)
+            .await;
         // Even a failed apply may mean our snapshot was stale (e.g. a 412).
         self.inner.reads.invalidate(id);
         let committed = result?;
@@ -174,7 +203,7 @@ impl Notebooks {
     pub async fn apply_and_read(
         &self,
         id: NotebookId,
-        author: &UserId,
+        author: &Actor,
         op: Op,
         expect_version: Option<i64>,
     ) -> Result<Arc<Snapshot>, ServiceError> {
@@ -185,7 +214,7 @@ impl Notebooks {
     }
 
     /// Deletes a notebook (owner only); its sockets close with 4404 on every process.
-    pub async fn delete(&self, id: NotebookId, by: &UserId) -> Result<(), ServiceError> {
+    pub async fn delete(&self, id: NotebookId, by: &Actor) -> Result<(), ServiceError> {
         self.require_owner(id, by).await?;
         if !self.store().delete_notebook(id).await? {
             return Err(ServiceError::NotebookNotFound);
@@ -201,7 +230,7 @@ impl Notebooks {
     pub async fn set_member(
         &self,
         id: NotebookId,
-        by: &UserId,
+        by: &Actor,
         user: &UserId,
         role: Role,
     ) -> Result<(), ServiceError> {
@@ -211,7 +240,7 @@ impl Notebooks {
                 "role must be \"editor\" or \"viewer\"".into(),
             ));
         }
-        if user == by {
+        if *user == by.id {
             return Err(ServiceError::Invalid(
                 "the owner cannot change their own role".into(),
             ));
@@ -225,7 +254,7 @@ impl Notebooks {
     pub async fn remove_member(
         &self,
         id: NotebookId,
-        by: &UserId,
+        by: &Actor,
         user: &UserId,
     ) -> Result<(), ServiceError> {
         self.require_owner(id, by).await?;
@@ -254,6 +283,10 @@ impl Notebooks {
         match &event {
             AccountEvent::SessionEnded(session_id) => self.revoke_session(session_id),
             AccountEvent::UserDeleted(user) => self.delete_user(user).await?,
+            AccountEvent::OrgMembershipDeleted { user, org } => {
+                self.revoke_org_membership(user, org)
+            }
+            AccountEvent::OrgDeleted(org) => self.delete_org(org).await?,
             AccountEvent::Ignored => {}
         }
         Ok(self.store().record_webhook(delivery).await?)
@@ -287,6 +320,26 @@ impl Notebooks {
         Ok(())
     }
 
+    /// A user left an organization: their tokens still name it, but its
+    /// shares stop counting for them at once, and their sockets that had
+    /// access only through it close (4403), here and on every process.
+    pub fn revoke_org_membership(&self, user: &UserId, org: &UserId) {
+        self.local_revoke_org_membership(user, org);
+        self.broadcast(Control::OrgMembershipRevoked {
+            user: user.clone(),
+            org: org.clone(),
+        });
+    }
+
+    /// An organization was deleted: its shares go, and sockets whose access
+    /// came only through it close (4403).
+    pub async fn delete_org(&self, org: &UserId) -> Result<(), ServiceError> {
+        for id in self.store().remove_member_everywhere(org).await? {
+            self.member_changed(id, org, None);
+        }
+        Ok(())
+    }
+
     // ---- the fan-out (other processes) --------------------------------------
 
     /// Another process committed an op: forget our snapshot, tell our sockets.
@@ -306,6 +359,9 @@ impl Notebooks {
             Control::Deleted { notebook } => self.local_notebook_deleted(notebook),
             Control::SessionRevoked { session_id } => self.local_revoke_session(&session_id),
             Control::UserRevoked { user } => self.local_revoke_user(&user),
+            Control::OrgMembershipRevoked { user, org } => {
+                self.local_revoke_org_membership(&user, &org)
+            }
             // Handled by the relay directly (it needs the sender's identity).
             Control::Presence { .. } => {}
         }
@@ -352,6 +408,13 @@ impl Notebooks {
     fn local_revoke_session(&self, session_id: &str) {
         self.inner.revocations.revoke_session(session_id);
         self.hub().session_revoked(session_id);
+    }
+
+    fn local_revoke_org_membership(&self, user: &UserId, org: &UserId) {
+        self.inner
+            .revocations
+            .revoke_org_membership(user.as_str(), org.as_str());
+        self.hub().org_membership_revoked(user, org);
     }
 
     fn local_revoke_user(&self, user: &UserId) {

@@ -9,13 +9,15 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
-use super::{Notebooks, ServiceError};
+use super::{Actor, Notebooks, ServiceError};
 use crate::auth::Revocations;
 use crate::notebook::model::{CellType, Notebook, NotebookId, NotebookMeta, Role, UserId};
 use crate::notebook::ops::{Committed, NewCell, Op};
 use crate::realtime::hub::{RealtimeLimits, RoomEvent, Seat};
 use crate::realtime::Hub;
-use crate::store::{Access, ApplyError, PageKey, SqliteStore, Store, StoreError, StoreOptions};
+use crate::store::{
+    Access, ApplyError, Listed, PageKey, SqliteStore, Store, StoreError, StoreOptions,
+};
 
 /// A real (in-memory SQLite) store whose writes fail while `failing` is set,
 /// as they would with the database down.
@@ -67,15 +69,34 @@ impl Store for FlakyStore {
     ) -> Result<Vec<(NotebookMeta, Role)>, StoreError> {
         self.inner.list_for_user(user, limit, after).await
     }
-    async fn apply(
+    async fn list_for_member(
+        &self,
+        user: &UserId,
+        org: Option<&UserId>,
+        limit: usize,
+        after: Option<PageKey>,
+    ) -> Result<Vec<Listed>, StoreError> {
+        self.inner.list_for_member(user, org, limit, after).await
+    }
+    async fn apply_via(
         &self,
         id: NotebookId,
         author: &UserId,
+        via: Option<&UserId>,
         op: Op,
         expect_version: Option<i64>,
     ) -> Result<Committed, ApplyError> {
         self.check()?;
-        self.inner.apply(id, author, op, expect_version).await
+        self.inner
+            .apply_via(id, author, via, op, expect_version)
+            .await
+    }
+    async fn remove_member_everywhere(
+        &self,
+        member: &UserId,
+    ) -> Result<Vec<NotebookId>, StoreError> {
+        self.check()?;
+        self.inner.remove_member_everywhere(member).await
     }
     async fn delete_notebook(&self, id: NotebookId) -> Result<bool, StoreError> {
         self.check()?;
@@ -123,6 +144,8 @@ struct Fixture {
     store: Arc<FlakyStore>,
     hub: Hub,
     owner: UserId,
+    /// The owner as the service sees a signed-in user.
+    owner_actor: Actor,
     bob: UserId,
     id: NotebookId,
 }
@@ -147,7 +170,7 @@ async fn fixture() -> Fixture {
     let bob = UserId::parse("user_bob").unwrap();
     let cells = vec![NewCell::new(CellType::Code, "1")];
     let id = notebooks
-        .create(&owner, "t", Map::new(), cells)
+        .create(&Actor::user(owner.clone()), "t", Map::new(), cells)
         .await
         .expect("create")
         .meta
@@ -156,6 +179,7 @@ async fn fixture() -> Fixture {
         notebooks,
         store,
         hub,
+        owner_actor: Actor::user(owner.clone()),
         owner,
         bob,
         id,
@@ -200,22 +224,31 @@ impl Socket {
 async fn a_failed_removal_leaves_the_members_socket_open() {
     let f = fixture().await;
     let n = &f.notebooks;
-    n.set_member(f.id, &f.owner, &f.bob, Role::Editor)
+    n.set_member(f.id, &f.owner_actor, &f.bob, Role::Editor)
         .await
         .unwrap();
     let mut bob = f.socket(&f.bob, Role::Editor);
 
     f.fail_writes(true);
-    let err = n.remove_member(f.id, &f.owner, &f.bob).await.unwrap_err();
+    let err = n
+        .remove_member(f.id, &f.owner_actor, &f.bob)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServiceError::Store(_)), "{err:?}");
     assert!(bob.changes().is_empty(), "nothing may reach sockets");
-    assert_eq!(n.role_of(f.id, &f.bob).await.unwrap(), Role::Editor);
+    assert_eq!(
+        n.role_of(f.id, &Actor::user(f.bob.clone())).await.unwrap(),
+        Role::Editor
+    );
 
     f.fail_writes(false);
-    n.remove_member(f.id, &f.owner, &f.bob).await.unwrap();
+    n.remove_member(f.id, &f.owner_actor, &f.bob).await.unwrap();
     assert_eq!(bob.changes(), ["removed user_bob"]);
     // The change is visible to the next access check at once.
-    let err = n.role_of(f.id, &f.bob).await.unwrap_err();
+    let err = n
+        .role_of(f.id, &Actor::user(f.bob.clone()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServiceError::NoAccess), "{err:?}");
 }
 
@@ -229,11 +262,17 @@ async fn a_failed_op_is_not_broadcast() {
     };
 
     f.fail_writes(true);
-    assert!(n.apply(f.id, &f.owner, rename("lost"), None).await.is_err());
+    assert!(n
+        .apply(f.id, &f.owner_actor, rename("lost"), None)
+        .await
+        .is_err());
     assert!(socket.changes().is_empty());
 
     f.fail_writes(false);
-    let committed = n.apply(f.id, &f.owner, rename("kept"), None).await.unwrap();
+    let committed = n
+        .apply(f.id, &f.owner_actor, rename("kept"), None)
+        .await
+        .unwrap();
     assert_eq!(socket.changes(), [format!("op {}", committed.version)]);
 }
 
@@ -244,14 +283,14 @@ async fn a_failed_delete_keeps_the_notebook_and_its_sockets() {
     let mut socket = f.socket(&f.owner, Role::Owner);
 
     f.fail_writes(true);
-    assert!(n.delete(f.id, &f.owner).await.is_err());
+    assert!(n.delete(f.id, &f.owner_actor).await.is_err());
     assert!(socket.changes().is_empty());
     assert!(n.snapshot(f.id).await.unwrap().is_some());
 
     f.fail_writes(false);
-    n.delete(f.id, &f.owner).await.unwrap();
+    n.delete(f.id, &f.owner_actor).await.unwrap();
     assert_eq!(socket.changes(), ["deleted"]);
-    let err = n.role_of(f.id, &f.owner).await.unwrap_err();
+    let err = n.role_of(f.id, &f.owner_actor).await.unwrap_err();
     assert!(matches!(err, ServiceError::NotebookNotFound), "{err:?}");
 }
 
@@ -259,19 +298,23 @@ async fn a_failed_delete_keeps_the_notebook_and_its_sockets() {
 async fn only_the_owner_shares_and_never_with_themselves() {
     let f = fixture().await;
     let n = &f.notebooks;
-    n.set_member(f.id, &f.owner, &f.bob, Role::Editor)
+    n.set_member(f.id, &f.owner_actor, &f.bob, Role::Editor)
         .await
         .unwrap();
     let carol = UserId::parse("user_carol").unwrap();
-    let by_editor = n.set_member(f.id, &f.bob, &carol, Role::Viewer).await;
+    let by_editor = n
+        .set_member(f.id, &Actor::user(f.bob.clone()), &carol, Role::Viewer)
+        .await;
     assert!(
         matches!(by_editor, Err(ServiceError::NotOwner)),
         "{by_editor:?}"
     );
-    let to_self = n.set_member(f.id, &f.owner, &f.owner, Role::Viewer).await;
+    let to_self = n
+        .set_member(f.id, &f.owner_actor, &f.owner, Role::Viewer)
+        .await;
     assert!(
         matches!(to_self, Err(ServiceError::Invalid(_))),
         "{to_self:?}"
     );
-    assert_eq!(n.role_of(f.id, &f.owner).await.unwrap(), Role::Owner);
+    assert_eq!(n.role_of(f.id, &f.owner_actor).await.unwrap(), Role::Owner);
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map};
 
-use super::{Access, ApplyError, PageKey, Store, StoreError, StoreOptions};
+use super::{Access, ApplyError, Listed, PageKey, Store, StoreError, StoreOptions};
 use crate::notebook::model::{
     Cell, CellId, CellType, Limits, Notebook, NotebookId, NotebookMeta, Role, UserId,
 };
@@ -80,6 +80,9 @@ where
         delete_user_removes_owned_and_memberships,
         concurrent_applies_get_distinct_versions,
         webhook_ids_remembered,
+        list_for_member_includes_the_org_once,
+        apply_via_lets_an_org_editor_write,
+        remove_member_everywhere_returns_its_notebooks,
     );
 }
 
@@ -1370,4 +1373,146 @@ async fn webhook_ids_remembered(make: Make<'_>) {
     store.record_webhook("msg_1").await.expect("record twice");
     assert!(store.webhook_seen("msg_1").await.expect("seen"));
     assert!(!store.webhook_seen("msg_2").await.expect("seen"));
+}
+
+// ---------------------------------------------------------------------------
+// Organizations (members that are not users)
+
+async fn list_for_member_includes_the_org_once(make: Make<'_>) {
+    let store = fresh(make).await;
+    let (me, org, other) = (user("user_me"), user("org_x"), user("user_other"));
+    let create = |owner: UserId, title: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .create_notebook(&owner, title, Map::new(), vec![])
+                .await
+                .expect("create")
+                .meta
+                .id
+        }
+    };
+    let own = create(me.clone(), "own").await;
+    let org_only = create(other.clone(), "org only").await;
+    let both = create(other.clone(), "both").await;
+    let direct = create(other.clone(), "direct").await;
+    let unrelated = create(other.clone(), "unrelated").await;
+    let share = |id, member: &UserId, role| {
+        let (store, member) = (store.clone(), member.clone());
+        async move { store.set_member(id, &member, role).await.expect("share") }
+    };
+    share(org_only, &org, Role::Viewer).await;
+    share(both, &me, Role::Viewer).await;
+    share(both, &org, Role::Editor).await;
+    share(direct, &me, Role::Editor).await;
+    share(unrelated, &user("org_y"), Role::Editor).await;
+    share(own, &org, Role::Viewer).await;
+
+    let mut seen: Vec<(NotebookId, Option<Role>, Option<Role>)> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_for_member(&me, Some(&org), 2, after)
+            .await
+            .expect("page");
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(PageKey::after(&last.meta));
+        seen.extend(page.iter().map(|l: &Listed| (l.meta.id, l.own, l.org)));
+    }
+    let mut want = vec![
+        (direct, Some(Role::Editor), None),
+        (both, Some(Role::Viewer), Some(Role::Editor)),
+        (org_only, None, Some(Role::Viewer)),
+        (own, Some(Role::Owner), Some(Role::Viewer)),
+    ];
+    newest_first(&*store, &mut want, |w| w.0).await;
+    assert_eq!(seen, want, "each notebook once, newest first, both roles");
+
+    let without_org = store
+        .list_for_member(&me, None, 100, None)
+        .await
+        .expect("no org");
+    let ids: Vec<NotebookId> = without_org.iter().map(|l| l.meta.id).collect();
+    let mut want = vec![direct, both, own];
+    newest_first(&*store, &mut want, |id| *id).await;
+    assert_eq!(ids, want);
+    assert!(without_org.iter().all(|l| l.org.is_none()));
+}
+
+/// Sorts `items` as listings order notebooks: `created_at` desc, then id desc.
+async fn newest_first<T>(store: &dyn Store, items: &mut [T], id: impl Fn(&T) -> NotebookId) {
+    let mut keys = std::collections::HashMap::new();
+    for item in items.iter() {
+        let meta = store
+            .notebook_meta(id(item))
+            .await
+            .expect("meta")
+            .expect("exists");
+        keys.insert(meta.id, (meta.created_at, meta.id));
+    }
+    items.sort_by_key(|item| std::cmp::Reverse(keys[&id(item)]));
+}
+
+async fn apply_via_lets_an_org_editor_write(make: Make<'_>) {
+    let store = fresh(make).await;
+    let (owner, me, org) = (user("user_owner"), user("user_me"), user("org_x"));
+    let nb = abc(&*store, &owner).await;
+    let rename = || Op::NotebookRename {
+        title: "via org".into(),
+    };
+    let refused = store.apply(nb.meta.id, &me, rename(), None).await;
+    assert!(matches!(refused, Err(ApplyError::Forbidden)), "{refused:?}");
+
+    store
+        .set_member(nb.meta.id, &org, Role::Viewer)
+        .await
+        .expect("share viewer");
+    let refused = store
+        .apply_via(nb.meta.id, &me, Some(&org), rename(), None)
+        .await;
+    assert!(matches!(refused, Err(ApplyError::Forbidden)), "{refused:?}");
+
+    store
+        .set_member(nb.meta.id, &org, Role::Editor)
+        .await
+        .expect("share editor");
+    let committed = store
+        .apply_via(nb.meta.id, &me, Some(&org), rename(), None)
+        .await
+        .expect("org editor writes");
+    assert_eq!((committed.version, &committed.author), (1, &me));
+}
+
+async fn remove_member_everywhere_returns_its_notebooks(make: Make<'_>) {
+    let store = fresh(make).await;
+    let (owner, org, bob) = (user("user_owner"), user("org_x"), user("user_bob"));
+    let mut shared = Vec::new();
+    for _ in 0..2 {
+        let nb = abc(&*store, &owner).await;
+        store
+            .set_member(nb.meta.id, &org, Role::Viewer)
+            .await
+            .expect("share");
+        store
+            .set_member(nb.meta.id, &bob, Role::Editor)
+            .await
+            .expect("share");
+        shared.push(nb.meta.id);
+    }
+    shared.sort_unstable();
+    let removed = store.remove_member_everywhere(&org).await.expect("remove");
+    assert_eq!(removed, shared);
+    for id in &shared {
+        let members = store.members(*id).await.expect("members");
+        assert_eq!(
+            members,
+            vec![(owner.clone(), Role::Owner), (bob.clone(), Role::Editor)]
+        );
+    }
+    assert!(store
+        .remove_member_everywhere(&org)
+        .await
+        .expect("again")
+        .is_empty());
 }

@@ -59,6 +59,17 @@ pub enum Access {
     Role(Role),
 }
 
+/// One notebook of [`Store::list_for_member`], with the role each of the two
+/// ids has on it; the caller (the service) decides the effective role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    pub meta: NotebookMeta,
+    /// The caller's own role (the owner gets [`Role::Owner`]), if any.
+    pub own: Option<Role>,
+    /// The role of the organization asked about, if it is a member.
+    pub org: Option<Role>,
+}
+
 /// Position in the newest-first notebook list: a page starts strictly after
 /// this item. The API layer turns it into an opaque, signed cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,14 +222,40 @@ pub trait Store: Send + Sync + 'static {
         after: Option<PageKey>,
     ) -> Result<Vec<(NotebookMeta, Role)>, StoreError>;
 
-    /// The transaction of every edit: validates `op`, then in one transaction checks the
-    /// notebook exists, the author may write and (when given) the version is
-    /// `expect_version`, applies the op, bumps the version, appends to the op
-    /// log, prunes it, and commits. Returns only once the change is durable.
+    /// Notebooks `user` owns or is a member of, or that `org` (the caller's
+    /// active organization) is a member of, newest first, each once, as
+    /// [`Store::list_for_user`] pages them.
+    async fn list_for_member(
+        &self,
+        user: &UserId,
+        org: Option<&UserId>,
+        limit: usize,
+        after: Option<PageKey>,
+    ) -> Result<Vec<Listed>, StoreError>;
+
+    /// [`Store::apply_via`] with no organization: only the author's own
+    /// ownership or membership lets them write.
     async fn apply(
         &self,
         id: NotebookId,
         author: &UserId,
+        op: Op,
+        expect_version: Option<i64>,
+    ) -> Result<Committed, ApplyError> {
+        self.apply_via(id, author, None, op, expect_version).await
+    }
+
+    /// The transaction of every edit: validates `op`, then in one transaction checks the
+    /// notebook exists, the author may write and (when given) the version is
+    /// `expect_version`, applies the op, bumps the version, appends to the op
+    /// log, prunes it, and commits. Returns only once the change is durable.
+    /// The author may write as owner, as an editor, or because `via` (their
+    /// active organization) is an editor.
+    async fn apply_via(
+        &self,
+        id: NotebookId,
+        author: &UserId,
+        via: Option<&UserId>,
         op: Op,
         expect_version: Option<i64>,
     ) -> Result<Committed, ApplyError>;
@@ -254,6 +291,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every notebook the user owns (returned, so their sockets can be
     /// closed) and all their memberships.
     async fn delete_user(&self, user: &UserId) -> Result<Vec<NotebookId>, StoreError>;
+
+    /// Removes `member` from every notebook it is a member of (an
+    /// organization was deleted); returns those notebooks, sorted.
+    async fn remove_member_everywhere(
+        &self,
+        member: &UserId,
+    ) -> Result<Vec<NotebookId>, StoreError>;
 
     /// Whether a webhook delivery id was already applied.
     async fn webhook_seen(&self, id: &str) -> Result<bool, StoreError>;

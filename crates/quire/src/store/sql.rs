@@ -28,7 +28,7 @@ use sqlx::{
 };
 use uuid::Uuid;
 
-use super::{Access, ApplyError, PageKey, Store, StoreError, StoreOptions};
+use super::{Access, ApplyError, Listed, PageKey, Store, StoreError, StoreOptions};
 use crate::notebook::model::{
     Cell, CellId, Limits, Notebook, NotebookId, NotebookMeta, Role, UserId,
 };
@@ -335,30 +335,45 @@ where
         Ok(())
     }
 
-    /// Checks that `author` may write a notebook owned by `owner`.
+    /// Checks that `author` (or `via`, their organization) may write a
+    /// notebook owned by `owner`.
     async fn check_writer(
         conn: &mut Conn<B>,
         nid: &str,
         owner: &str,
         author: &UserId,
+        via: Option<&UserId>,
     ) -> Result<(), ApplyError> {
         if owner == author.as_str() {
             return Ok(());
         }
-        let role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM members WHERE notebook_id = $1 AND user_id = $2")
-                .bind(nid)
-                .bind(author.as_str())
-                .fetch_optional(conn)
-                .await?;
-        let role: Option<Role> = role
-            .map(|r| r.parse().map_err(|_| corrupt("members.role")))
-            .transpose()?;
-        if role.is_some_and(Role::can_write) {
+        let roles: Vec<String> = sqlx::query_scalar(
+            "SELECT role FROM members WHERE notebook_id = $1 AND (user_id = $2 OR user_id = $3)",
+        )
+        .bind(nid)
+        .bind(author.as_str())
+        .bind(via.map(|v| v.as_str().to_owned()))
+        .fetch_all(conn)
+        .await?;
+        let mut may_write = false;
+        for role in roles {
+            let role: Role = role.parse().map_err(|_| corrupt("members.role"))?;
+            may_write |= role.can_write();
+        }
+        if may_write {
             Ok(())
         } else {
             Err(ApplyError::Forbidden)
         }
+    }
+
+    fn role_col(row: &Row<B>, col: &str) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> = row.try_get(col)?;
+        role.map(|r| {
+            r.parse()
+                .map_err(|_| corrupt(format!("role in column {col}")))
+        })
+        .transpose()
     }
 
     async fn insert_notebook_row(
@@ -669,10 +684,54 @@ where
             .collect()
     }
 
-    async fn apply(
+    async fn list_for_member(
+        &self,
+        user: &UserId,
+        org: Option<&UserId>,
+        limit: usize,
+        after: Option<PageKey>,
+    ) -> Result<Vec<Listed>, StoreError> {
+        // The ids come from the indexed owner and member columns; the two
+        // LEFT JOINs then read each id's role on the notebooks found.
+        let sql = format!(
+            "SELECT {n_cols}, mu.role AS own_role, mo.role AS org_role FROM notebooks n \
+                 LEFT JOIN members mu ON mu.notebook_id = n.id AND mu.user_id = $1 \
+                 LEFT JOIN members mo ON mo.notebook_id = n.id AND mo.user_id = $5 \
+                 WHERE n.id IN ( \
+                   SELECT id FROM notebooks WHERE owner_id = $1 \
+                   UNION SELECT notebook_id FROM members WHERE user_id = $1 OR user_id = $5 \
+                 ) AND (CAST($2 AS BIGINT) IS NULL OR n.created_at < $2 \
+                   OR (n.created_at = $2 AND n.id < $3)) \
+                 ORDER BY n.created_at DESC, n.id DESC LIMIT $4",
+            n_cols = prefixed("n", META_COLS),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user.as_str())
+            .bind(after.map(|k| k.created_at_micros))
+            .bind(after.map(|k| k.id.to_string()))
+            .bind(count_to_db(limit))
+            .bind(org.map(|o| o.as_str().to_owned()))
+            .fetch_all(self.backend.reader())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let meta = Self::meta_from_row(row)?;
+                let own = if meta.owner_id == *user {
+                    Some(Role::Owner)
+                } else {
+                    Self::role_col(row, "own_role")?
+                };
+                let org = Self::role_col(row, "org_role")?;
+                Ok(Listed { meta, own, org })
+            })
+            .collect()
+    }
+
+    async fn apply_via(
         &self,
         id: NotebookId,
         author: &UserId,
+        via: Option<&UserId>,
         op: Op,
         expect_version: Option<i64>,
     ) -> Result<Committed, ApplyError> {
@@ -686,7 +745,7 @@ where
             .ok_or(ApplyError::NotebookNotFound)?;
         let version: i64 = row.try_get("version")?;
         let owner: String = row.try_get("owner_id")?;
-        Self::check_writer(&mut tx, &nid, &owner, author).await?;
+        Self::check_writer(&mut tx, &nid, &owner, author, via).await?;
         if let Some(expected) = expect_version {
             if expected != version {
                 return Err(ApplyError::VersionMismatch { current: version });
@@ -848,6 +907,21 @@ where
         ids.sort_unstable();
         ids.iter()
             .map(|s| s.parse().map_err(|_| corrupt("notebooks.id")))
+            .collect()
+    }
+
+    async fn remove_member_everywhere(
+        &self,
+        member: &UserId,
+    ) -> Result<Vec<NotebookId>, StoreError> {
+        let mut ids: Vec<String> =
+            sqlx::query_scalar("DELETE FROM members WHERE user_id = $1 RETURNING notebook_id")
+                .bind(member.as_str())
+                .fetch_all(self.backend.writer())
+                .await?;
+        ids.sort_unstable();
+        ids.iter()
+            .map(|s| s.parse().map_err(|_| corrupt("members.notebook_id")))
             .collect()
     }
 

@@ -26,27 +26,8 @@ use tempfile::TempDir;
 /// The origin whose `__session` cookie the test server accepts.
 pub const ALLOWED_ORIGIN: &str = "http://app.test";
 
-/// The `CLERK_WEBHOOK_SECRET` of the test server (Svix format:
-/// `whsec_` + base64 of the HMAC key).
-pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-/// Svix's `v1` signature of a webhook: base64(HMAC-SHA256(key,
-/// "{svix_id}.{timestamp}.{body}")) with the key base64-decoded from the
-/// secret after `whsec_`.
-pub fn svix_signature(secret: &str, svix_id: &str, timestamp: i64, body: &[u8]) -> String {
-    use base64::engine::general_purpose::STANDARD;
-    use base64::Engine;
-    let key_bytes = STANDARD
-        .decode(secret.trim_start_matches("whsec_"))
-        .expect("secret is base64");
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key_bytes);
-    let mut message = format!("{svix_id}.{timestamp}.").into_bytes();
-    message.extend_from_slice(body);
-    format!(
-        "v1,{}",
-        STANDARD.encode(aws_lc_rs::hmac::sign(&key, &message).as_ref())
-    )
-}
+#[allow(unused_imports)] // not every test binary signs webhooks
+pub use server::{svix_signature, WEBHOOK_SECRET};
 
 /// A running server plus what a test needs to talk to it.
 pub struct TestApp {
@@ -95,6 +76,7 @@ async fn spawn(
     key_source: KeySource,
     jwks: JwksOptions,
 ) -> TestApp {
+    let machine = Some(server::machine_config(&standin).await);
     let server::Built {
         listener,
         addr,
@@ -108,6 +90,7 @@ async fn spawn(
         realtime: RealtimeLimits::default(),
         allowed_origin: ALLOWED_ORIGIN,
         webhook_secret: Some(WEBHOOK_SECRET.to_string()),
+        machine,
     })
     .await;
     tokio::spawn(quire::serve(listener, app, std::future::pending()));

@@ -50,6 +50,9 @@ pub const ALLOWED_ORIGIN: &str = "http://app.test";
 /// wait ends as soon as the awaited message arrives.
 pub const GUARD: Duration = Duration::from_secs(20);
 
+#[allow(unused_imports)] // not every test binary signs webhooks
+pub use server::{svix_signature, WEBHOOK_SECRET};
+
 /// What a test may change about the server.
 #[derive(Default)]
 pub struct Options {
@@ -88,6 +91,7 @@ pub async fn spawn_with(options: Options) -> WsApp {
     } else {
         KeySource::Pem(standin.public_key_pem())
     };
+    let machine = Some(server::machine_config(&standin).await);
     let server::Built {
         listener,
         addr,
@@ -100,7 +104,8 @@ pub async fn spawn_with(options: Options) -> WsApp {
         limits: options.limits,
         realtime: options.realtime,
         allowed_origin: ALLOWED_ORIGIN,
-        webhook_secret: None,
+        webhook_secret: Some(WEBHOOK_SECRET.to_string()),
+        machine,
     })
     .await;
     let (tx, rx) = oneshot::channel::<()>();
