@@ -15,8 +15,7 @@ use super::error::ApiError;
 use super::extract::{whole_number, whole_number_opt, ApiJson, Caller};
 use super::notebooks::authorize;
 use super::openapi::{
-    BadRequest, CellPath, Conflict, Forbidden, Internal, NotFound, NotebookPath, PayloadTooLarge,
-    Unauthorized, Unavailable, Unprocessable,
+    CellPath, Conflict, NotebookErrors, NotebookPath, PayloadTooLarge, Unprocessable,
 };
 use super::views::{CellSchema, NotebookView, NotebookWithCells};
 use super::CellInput;
@@ -76,15 +75,10 @@ fn committed_cell(committed: Committed) -> Result<Json<Cell>, ApiError> {
     request_body = InsertCell,
     responses(
         (status = 201, description = "The new cell (version 1).", body = CellSchema),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn insert(
@@ -136,15 +130,10 @@ pub struct UpdateCell {
     request_body = UpdateCell,
     responses(
         (status = 200, description = "The cell as committed (its version +1).", body = CellSchema),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn update(
@@ -172,12 +161,7 @@ pub async fn update(
     params(CellPath),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn delete(
@@ -214,13 +198,8 @@ pub struct MoveCell {
     request_body = MoveCell,
     responses(
         (status = 200, description = "The full notebook after the move.", body = NotebookWithCells),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 413, response = PayloadTooLarge),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn move_cell(

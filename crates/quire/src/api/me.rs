@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::Caller;
-use super::openapi::{Internal, Unauthorized, Unavailable};
+use super::openapi::AuthErrors;
 use super::views::timestamp;
 use crate::AppState;
 
@@ -80,9 +80,7 @@ pub struct ActorSchema {
         (`user`, `api_key`, `oauth`, `m2m`), `subject` (who acts) and, for machine tokens, `scopes`.",
     responses(
         (status = 200, description = "The caller.", body = Me),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AuthErrors,
     )
 )]
 pub async fn me(caller: Caller) -> Response {

@@ -12,10 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::{notebook_id, ApiJson, Caller};
-use super::openapi::{
-    BadRequest, Forbidden, Internal, MemberPath, NotFound, NotebookPath, PayloadTooLarge,
-    Unauthorized, Unavailable,
-};
+use super::openapi::{MemberPath, NotebookErrors, NotebookPath, PayloadTooLarge};
 use super::views::{MemberList, MemberView};
 use crate::notebook::model::{MemberId, Role, UserId};
 use crate::AppState;
@@ -35,12 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(NotebookPath),
     responses(
         (status = 200, description = "The members.", body = MemberList),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn list(
@@ -110,13 +102,8 @@ async fn authorize_owner(
     request_body = PutMember,
     responses(
         (status = 200, description = "The membership.", body = MemberView),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 413, response = PayloadTooLarge),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn put(
@@ -152,12 +139,7 @@ pub async fn put(
     params(MemberPath),
     responses(
         (status = 204, description = "Removed."),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn remove(

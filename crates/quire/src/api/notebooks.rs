@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::extract::{notebook_id, ApiJson, Caller};
 use super::openapi::{
-    BadRequest, Conflict, Forbidden, IfMatch, Internal, NotFound, NotebookPath, PayloadTooLarge,
-    PreconditionFailed, Unauthorized, Unavailable, Unprocessable,
+    AuthErrors, BadRequest, Conflict, IfMatch, NotebookErrors, NotebookPath, PayloadTooLarge,
+    PreconditionFailed, Unprocessable,
 };
 use super::pagination::{decode_cursor, encode_cursor, page_limit};
 use super::views::{NotebookPage, NotebookView, NotebookWithCells};
@@ -59,9 +59,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "One page of notebook summaries.", body = NotebookPage),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AuthErrors,
     )
 )]
 pub async fn list(
@@ -124,12 +122,10 @@ pub struct CreateNotebook {
                 ("ETag" = String, description = "The notebook version as a strong entity tag, e.g. `\"0\"`."),
             )),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AuthErrors,
     )
 )]
 pub async fn create(
@@ -192,12 +188,7 @@ pub async fn authorize(
     responses(
         (status = 200, description = "The notebook with its cells in order.", body = NotebookWithCells,
             headers(("ETag" = String, description = "The notebook version, e.g. `\"3\"`; send it in `If-Match`."))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn get(
@@ -239,15 +230,10 @@ pub struct PatchNotebook {
         (status = 200, description = "Renamed; the body is the notebook summary (no cells).",
             body = NotebookView,
             headers(("ETag" = String, description = "The new notebook version, e.g. `\"4\"`."))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 412, response = PreconditionFailed),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn patch(
@@ -309,12 +295,7 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
     params(NotebookPath),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn delete(
@@ -336,12 +317,7 @@ pub async fn delete(
     responses(
         (status = 200, description = "The .ipynb document.", body = Ipynb,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"<id>.ipynb\"`"))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn export_ipynb(
@@ -393,11 +369,9 @@ pub struct ImportQuery {
                 ("ETag" = String, description = "The notebook version as a strong entity tag, `\"0\"`."),
             )),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 413, response = PayloadTooLarge),
         (status = 422, response = Unprocessable),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        AuthErrors,
     )
 )]
 pub async fn import_ipynb(

@@ -5,6 +5,7 @@
 //! info, the bearer security scheme, the error responses every route reuses
 //! and the path parameters.
 
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use utoipa::openapi::header::HeaderBuilder;
@@ -12,7 +13,7 @@ use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response, Type};
-use utoipa::{IntoParams, Modify, OpenApi, ToResponse};
+use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse};
 
 use super::error::ErrorEnvelope;
 
@@ -207,6 +208,39 @@ error_responses! {
          `Retry-After` seconds.",
     )
     .header("Retry-After", header("Seconds to wait before retrying.", Type::Integer));
+}
+
+/// Declares a named set of the shared error responses above, so a route lists
+/// its own statuses and names the set once (`responses((status = 200, ...), Set)`).
+macro_rules! response_sets {
+    ($($(#[$doc:meta])* $set:ident = [$($status:literal => $response:ident),* $(,)?];)*) => {$(
+        $(#[$doc])*
+        pub(crate) struct $set;
+
+        impl IntoResponses for $set {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                [$(($status, stringify!($response))),*]
+                    .into_iter()
+                    .map(|(status, name)| (status.to_string(), RefOr::Ref(Ref::from_response_name(name))))
+                    .collect()
+            }
+        }
+    )*};
+}
+
+response_sets! {
+    /// What every authenticated route may answer besides its own statuses.
+    AuthErrors = ["401" => Unauthorized, "500" => Internal, "503" => Unavailable];
+    /// What every route under `/notebooks/{id}` may answer: a malformed id (400), no token
+    /// (401), no access (403), no such notebook or cell (404), and the server's own 500/503.
+    NotebookErrors = [
+        "400" => BadRequest,
+        "401" => Unauthorized,
+        "403" => Forbidden,
+        "404" => NotFound,
+        "500" => Internal,
+        "503" => Unavailable,
+    ];
 }
 
 /// `{id}`: every route under a notebook.

@@ -29,10 +29,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::extract::notebook_id;
-use super::openapi::{
-    BadRequest, Forbidden, Internal, NotFound, NotebookPath, TooManyRequests, Unauthorized,
-    Unavailable,
-};
+use super::openapi::{NotebookErrors, NotebookPath, TooManyRequests};
 use crate::notebook::model::{Notebook, NotebookId, UserId};
 use crate::notebook::ops::{Committed, Op};
 use crate::realtime::admission::{self, Admitted, Refusal};
@@ -91,13 +88,8 @@ pub struct WsQuery {
     responses(
         (status = 101, description = "Switching Protocols: the WebSocket session starts.",
             headers(("Upgrade" = String), ("Sec-WebSocket-Accept" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
         (status = 429, response = TooManyRequests),
-        (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
+        NotebookErrors,
     )
 )]
 pub async fn upgrade(
