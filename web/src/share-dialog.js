@@ -26,9 +26,12 @@ export function openShareDialog({ api, notebookId, me, owner, auth }) {
   const change = async (fn) => {
     try { await fn(); await load(); } catch (e) { showError(e.message); }
   };
+  let loads = 0; // only the latest load renders (the Clerk names may arrive mid-way)
   const load = async () => {
+    const seq = ++loads;
     try {
       const { items } = await api.members(notebookId);
+      if (seq !== loads) return;
       replace(list, items.map((m) => memberRow({ m, me, owner, api, notebookId, change, orgNames })));
       showError('');
     } catch (e) {
