@@ -154,7 +154,8 @@ function renderSignIn() {
     h('h1', {}, 'Sign in'),
     h('p', { id: 'dev-help', class: 'muted' },
       'Development mode: no Clerk account needed. Pick any user id; the local stand-in issues real session tokens ',
-      'that last 60 seconds and are refreshed automatically.'),
+      'that last 60 seconds and are refreshed automatically. Optionally name an active organization and your role in it; ',
+      'notebooks shared with that organization then open for you.'),
     form,
     h('p', { class: 'quick muted' }, 'Quick: ', quick)));
   input.focus();
