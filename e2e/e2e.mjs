@@ -7,7 +7,9 @@
 // through the share dialog with bob (editor) and carol (viewer); alice and bob
 // edit at the same time and see each other live; bob loses his connection,
 // keeps typing, and comes back without losing anything; overlapping edits
-// show both versions; carol cannot edit; a reload shows what was saved; the
+// show both versions; carol cannot edit; dave, signed in with organization
+// org_team active, reads a notebook alice shares with that organization until
+// she removes the share; a reload shows what was saved; the
 // socket outlives its 60 s token; export/import, removal and deletion close
 // what they should. Screenshots go to target/e2e-screenshots/.
 //
@@ -94,8 +96,8 @@ async function shot(page, name) {
 
 const cellSel = (id) => `.cell[data-cell-id="${id}"]`;
 
-/** A signed-in context; `network` lets the test cut its WebSockets. */
-async function newUser(browser, name, userId, { routable = false, viewport = { width: 1280, height: 800 } } = {}) {
+/** A signed-in context; `network` lets the test cut its WebSockets; `org` signs in with that active organization. */
+async function newUser(browser, name, userId, { routable = false, viewport = { width: 1280, height: 800 }, org = null } = {}) {
   const context = await browser.newContext({ viewport, acceptDownloads: true });
   const network = { offline: false, corruptAuth: 0, sockets: new Set() };
   if (routable) {
@@ -147,7 +149,7 @@ async function newUser(browser, name, userId, { routable = false, viewport = { w
     await shot(page, 'signin-375');
     await page.setViewportSize(viewport);
   }
-  await signIn(page, userId);
+  await signIn(page, userId, org);
   await page.waitForSelector('#create-form');
   return {
     name, userId, context, page, network,
@@ -167,11 +169,17 @@ async function newUser(browser, name, userId, { routable = false, viewport = { w
   };
 }
 
-async function signIn(page, userId) {
+/** Signs in with the dev box; `org` ({id, role}) fills its active-organization fields. */
+async function signIn(page, userId, org = null) {
   await page.fill('#dev-user', userId);
+  if (org) {
+    await page.fill('#dev-org', org.id);
+    await page.selectOption('#dev-org-role', org.role);
+  }
   await page.click('#dev-signin');
   await page.waitForSelector('#who:not([hidden])');
-  eq(await page.textContent('#who'), userId, 'signed-in user shown');
+  const shown = org ? `${userId} · ${org.id} (${org.role.replace('org:', '')})` : userId;
+  eq(await page.textContent('#who'), shown, 'signed-in user (and active organization) shown');
 }
 
 async function connState(page) {
@@ -492,6 +500,77 @@ await step('removing carol from the share dialog closes her socket with a clear 
   await shot(s.carol.page, 'carol-removed-desktop');
 });
 
+await step('dave signs in with organization org_team active; the top bar names it', async () => {
+  s.daveMints = [];
+  s.dave = await newUser(browser, 'dave', 'user_dave', { org: { id: 'org_team', role: 'org:member' } });
+  s.dave.page.on('request', (r) => {
+    if (r.method() === 'POST' && new URL(r.url()).pathname === '/__dev/token') s.daveMints.push(r.postDataJSON());
+  });
+  eq(await s.dave.page.getAttribute('#who-org', 'data-org'), 'org_team', 'active organization in the top bar');
+  await shot(s.dave.page, 'dave-org-signin-desktop');
+});
+
+await step('alice shares a new notebook with org_team (viewer) in the Share dialog; a bad id shows the server\'s 400', async () => {
+  // A second tab of alice's, so that her first socket (checked below) stays untouched.
+  s.aliceOrg = await newUser(browser, 'alice-org', 'user_alice');
+  const page = s.aliceOrg.page;
+  await page.fill('#new-title', 'E2E team notes');
+  await page.click('#create-nb');
+  await waitConn(page, 'live');
+  s.teamNb = decodeURIComponent(new URL(page.url()).hash.replace('#/n/', ''));
+  await page.click('#add-code');
+  await page.waitForFunction(() => document.querySelectorAll('#cells .cell').length === 1);
+  [s.teamCell] = await cellIds(page);
+  await page.keyboard.type('team = "org_team"', { delay: 5 });
+  await waitSaved(page);
+  await page.click('#share-btn');
+  await page.waitForSelector('#share-dialog[open] .member-row[data-user="user_alice"][data-kind="user"]');
+  await page.fill('#member-user', 'team');
+  await page.click('#member-add');
+  await page.waitForSelector('#share-dialog .error:not([hidden])');
+  eq(await page.textContent('#share-dialog .error'), 'the member id must be a user_, org_ or mch_ id', 'the server\'s message');
+  await page.fill('#member-user', 'org_team');
+  await page.selectOption('#member-role', 'viewer');
+  await page.click('#member-add');
+  const row = page.locator('#share-dialog .member-row[data-user="org_team"][data-role="viewer"][data-kind="org"]');
+  await row.waitFor();
+  eq(await row.locator('.badge.kind').textContent(), 'org', 'labelled as an organization');
+  assert(await page.isHidden('#share-dialog .error'), 'the error is gone once an add succeeds');
+  await shot(page, 'share-org-desktop');
+  await page.click('#share-dialog .dialog-head button');
+  await page.waitForSelector('#share-dialog', { state: 'detached' });
+});
+
+await step('dave sees it in his list marked via org_team and opens it read-only', async () => {
+  const page = s.dave.page;
+  await page.reload(); // the saved sign-in keeps the organization
+  const item = page.locator(`.nb-item[data-id="${s.teamNb}"]`);
+  await item.waitFor();
+  eq(await page.getAttribute('#who-org', 'data-org'), 'org_team', 'organization kept over a reload');
+  eq(await item.locator('.badge.via-org').textContent(), 'via org_team', 'marked via the organization');
+  eq(await item.locator('.badge.shared').textContent(), 'Shared with you · viewer', 'the org\'s role');
+  eq(await page.locator(`.nb-item[data-id="${s.nbId}"]`).count(), 0, 'nothing else of alice\'s');
+  await shot(page, 'dave-list-via-org-desktop');
+  await item.locator('a.nb-open').click();
+  await waitConn(page, 'read-only');
+  await waitText(page, s.teamCell, { equals: 'team = "org_team"' });
+  assert(await page.isDisabled('#add-code'), 'a viewer cannot add cells');
+  await waitPresence(s.aliceOrg.page, ['user_alice', 'user_dave']);
+});
+
+await step('alice removes the org share: dave\'s socket closes with the access-lost message', async () => {
+  const alice = s.aliceOrg.page;
+  await alice.click('#share-btn');
+  await alice.click('#share-dialog .member-row[data-user="org_team"] .member-remove');
+  await alice.waitForSelector('#share-dialog .member-row[data-user="org_team"]', { state: 'detached' });
+  await alice.click('#share-dialog .dialog-head button');
+  await waitConn(s.dave.page, 'closed', { reason: 'forbidden' });
+  assert((await s.dave.page.textContent('#banner')).includes('no longer have access'), 'banner explains');
+  assert(await s.dave.page.isVisible('#banner'), 'banner visible');
+  await shot(s.dave.page, 'dave-org-removed-desktop');
+  await alice.goto(`${BASE}/#/`);
+});
+
 await step('the socket outlives its 60 s token: refreshed over the socket, never reconnected', async () => {
   // dev tokens live 60 s; without an in-band refresh the server closes the
   // socket (4401) 75 s after it was issued. Wait past that and check that
@@ -504,6 +583,18 @@ await step('the socket outlives its 60 s token: refreshed over the socket, never
   await typeInCell(s.alice.page, s.code, '\n# still here');
   await waitText(s.bob.page, s.code, '# still here');
   await waitSaved(s.alice.page);
+});
+
+await step('dave\'s page refreshes his token with the same active organization', async () => {
+  // Seen since his first sign-in: the reload's sign-in, then refreshes 10 s before each 60 s token ends.
+  if (s.daveMints.length < 2) {
+    await s.dave.page.waitForRequest((r) => r.method() === 'POST' && new URL(r.url()).pathname === '/__dev/token', { timeout: 70_000 });
+  }
+  assert(s.daveMints.length >= 2, `a refresh after the reload (${s.daveMints.length} mints)`);
+  for (const body of s.daveMints) {
+    eq(`${body.user_id} ${body.org_id} ${body.org_role}`, 'user_dave org_team org:member', 'each minted token names the org');
+  }
+  assert(s.daveMints.slice(1).some((b) => b.session_id), 'a refresh of the same session');
 });
 
 await step('a reload shows the persisted state', async () => {
@@ -796,7 +887,8 @@ function mintToken(privateKey, sub, origin, lifetime = 60) {
 }
 
 // What the page gets at Clerk's script URL: the few calls quire's app makes
-// (load, user, session.getToken, addListener, mountSignIn, signOut), with
+// (load, user, session.getToken, addListener, mountSignIn, signOut,
+// user.getOrganizationMemberships in clerk-js 5's paginated shape), with
 // tokens fetched from the Frontend API host (answered by the test).
 const FAKE_CLERK_JS = `(() => {
   const tag = document.currentScript;
@@ -804,7 +896,10 @@ const FAKE_CLERK_JS = `(() => {
   const listeners = [];
   const clerk = { user: null, session: null, __stats: stats };
   function become(id) {
-    clerk.user = id ? { id } : null;
+    clerk.user = id ? { id, getOrganizationMemberships: async () => ({
+      data: [{ organization: { id: 'org_lab', name: 'Lab' } }, { organization: { id: 'org_e2e', name: 'E2E Team' } }],
+      total_count: 2,
+    }) } : null;
     clerk.session = id ? { id: 'sess_e2e_' + id, getToken: async () => {
       stats.tokens += 1;
       const r = await fetch('${FAPI}/e2e-token?user=' + encodeURIComponent(id));
@@ -919,6 +1014,30 @@ await step('production mode: Clerk\'s SDK loads by its script tag; getToken() si
   await page.click('#signout');
   await page.waitForSelector('#clerk-signin #fake-clerk-signin');
   assert(await page.isHidden('#who'), 'signed out');
+  prod.page = page;
+});
+
+await step('production mode: the Share dialog offers the user\'s organizations from Clerk\'s SDK', async () => {
+  const page = prod.page;
+  await page.click('#fake-clerk-signin');
+  await page.waitForSelector('#who:not([hidden])');
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.locator('.nb-item a.nb-open', { hasText: 'Made through Clerk' }).click();
+  await waitConn(page, 'live');
+  await page.click('#share-btn');
+  await page.waitForSelector('#share-dialog #member-org-form:not([hidden]) #member-org');
+  const options = await page.$$eval('#member-org option', (os) => os.map((o) => `${o.value}=${o.textContent}`));
+  eq(options.join(' '), 'org_e2e=E2E Team org_lab=Lab', 'the organizations, by name');
+  await page.selectOption('#member-org', 'org_e2e');
+  await page.selectOption('#member-org-role', 'editor');
+  await page.click('#member-org-add');
+  const row = page.locator('#share-dialog .member-row[data-user="org_e2e"][data-role="editor"][data-kind="org"]');
+  await row.waitFor();
+  eq(await row.locator('.member-name').textContent(), 'org E2E Team (org_e2e)', 'shown by name, labelled org');
+  await shot(page, 'clerk-share-orgs-desktop');
+  await page.click('#share-dialog .dialog-head button');
+  await page.click('#signout');
+  await page.waitForSelector('#clerk-signin #fake-clerk-signin');
 });
 
 await step('production mode: shut down', async () => {

@@ -8,6 +8,7 @@ import { DevAuth, ClerkAuth } from './auth.js';
 import { makeApi } from './api.js';
 import { NotebookView } from './notebook-view.js';
 import { h, replace, toast, ago } from './ui.js';
+import { ORG_ROLES } from './member-id.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -79,8 +80,10 @@ function renderTopbar() {
   const signedIn = !!auth?.user;
   who.hidden = !signedIn;
   signOutBtn.hidden = !signedIn;
-  who.textContent = signedIn ? auth.user : '';
-  who.title = signedIn ? `Signed in as ${auth.user}` : '';
+  const org = signedIn ? auth.org : null;
+  replace(who, signedIn ? auth.user : '',
+    org ? h('span', { id: 'who-org', class: 'who-org', dataset: { org: org.id } }, ` · ${org.name}${org.role ? ` (${org.role.replace(/^org:/, '')})` : ''}`) : null);
+  who.title = signedIn ? `Signed in as ${auth.user}${org ? `, active organization ${org.name}` : ''}` : '';
 }
 
 function route() {
@@ -117,11 +120,17 @@ function renderSignIn() {
     placeholder: 'user_alice', autocomplete: 'username', autocapitalize: 'off', spellcheck: 'false',
     'aria-describedby': 'dev-help',
   });
+  const orgInput = h('input', {
+    id: 'dev-org', name: 'org', pattern: 'org_[A-Za-z0-9_\\-]{1,60}', maxlength: 64,
+    placeholder: 'org_team (optional)', autocomplete: 'off', autocapitalize: 'off', spellcheck: 'false',
+  });
+  const orgRole = h('select', { id: 'dev-org-role', 'aria-label': 'Organization role' },
+    ORG_ROLES.map((r) => h('option', { value: r }, r)));
   const error = h('p', { class: 'error', hidden: true, role: 'alert' });
   const signIn = async (user) => {
     error.hidden = true;
     try {
-      await auth.signIn(user);
+      await auth.signIn(user, { orgId: orgInput.value, orgRole: orgRole.value });
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
@@ -136,6 +145,8 @@ function renderSignIn() {
   },
   h('label', { for: 'dev-user' }, 'Sign in as'),
   h('div', { class: 'row' }, input, h('button', { id: 'dev-signin', type: 'submit' }, 'Sign in')),
+  h('label', { for: 'dev-org' }, 'Active organization id'),
+  h('div', { class: 'row' }, orgInput, orgRole),
   error);
   const quick = ['user_alice', 'user_bob', 'user_carol'].map((u) =>
     h('button', { type: 'button', class: 'link', onclick: () => signIn(u) }, u));
@@ -143,7 +154,8 @@ function renderSignIn() {
     h('h1', {}, 'Sign in'),
     h('p', { id: 'dev-help', class: 'muted' },
       'Development mode: no Clerk account needed. Pick any user id; the local stand-in issues real session tokens ',
-      'that last 60 seconds and are refreshed automatically.'),
+      'that last 60 seconds and are refreshed automatically. Optionally name an active organization and your role in it; ',
+      'notebooks shared with that organization then open for you.'),
     form,
     h('p', { class: 'quick muted' }, 'Quick: ', quick)));
   input.focus();
@@ -209,10 +221,11 @@ class ListView {
     const shared = item.role !== 'owner';
     const link = h('a', { class: 'nb-open', href: `#/n/${encodeURIComponent(item.id)}` }, item.title);
     const titleBox = h('div', { class: 'nb-title-box' }, link);
-    const li = h('li', { class: `nb-item${shared ? ' shared' : ''}`, dataset: { id: item.id, role: item.role } },
+    const li = h('li', { class: `nb-item${shared ? ' shared' : ''}`, dataset: { id: item.id, role: item.role, ...(item.via_org ? { viaOrg: item.via_org } : {}) } },
       titleBox,
       h('div', { class: 'nb-meta' },
         shared ? h('span', { class: 'badge shared', title: `Shared with you by ${item.owner_id}` }, `Shared with you · ${item.role}`) : null,
+        item.via_org ? h('span', { class: 'badge via-org', title: `You have access through the organization ${item.via_org}` }, `via ${item.via_org}`) : null,
         h('span', { class: 'muted' }, shared ? `by ${item.owner_id} · ` : '', `updated ${ago(item.updated_at)}`)),
       h('div', { class: 'nb-row-actions' },
         item.role === 'owner' || item.role === 'editor'

@@ -1,6 +1,7 @@
 // Sign-in. Two providers with one shape:
 //   start()                      resolves once the signed-in state is known
 //   user                         the signed-in user id, or null
+//   org                          the active organization, {id, name, role}, or null
 //   getToken({minValidity, force}) a session token valid for at least
 //                                minValidity more seconds (null: signed out)
 //   signOut(), onChange(fn)
@@ -12,7 +13,10 @@
 //
 // DevAuth (`quire dev`): a "sign in as" box; tokens are minted by the local
 // stand-in at POST /__dev/token with a 60 s lifetime, like Clerk's, and
-// refreshed 10 s before they expire.
+// refreshed 10 s before they expire. The box can also name an active
+// organization and role; every token it mints (refreshes too) carries them.
+
+import { parseDevSignIn } from './member-id.js';
 
 /** The payload of a JWT (no verification: the server does that). */
 export function jwtPayload(token) {
@@ -48,6 +52,7 @@ export class DevAuth {
   constructor() {
     this.kind = 'dev';
     this.user = null;
+    this.org = null; // {id, name, role}: the minted tokens' active organization
     this.sessionId = null;
     this.token = null;
     this.expiresAt = 0; // local clock, seconds
@@ -59,25 +64,34 @@ export class DevAuth {
   onChange(fn) { return this.listeners.on(fn); }
 
   async start() {
-    const saved = sessionStorage.getItem(DEV_USER_KEY);
+    const saved = parseDevSignIn(sessionStorage.getItem(DEV_USER_KEY));
     if (!saved) return;
     try {
-      await this.signIn(saved);
+      await this.signIn(saved.user, { orgId: saved.org, orgRole: saved.orgRole });
     } catch {
       sessionStorage.removeItem(DEV_USER_KEY);
     }
   }
 
-  /** Mints a token for `userId` (the dev stand-in accepts any id). */
-  async signIn(userId) {
-    await this.mint(userId.trim(), null);
-    sessionStorage.setItem(DEV_USER_KEY, this.user);
+  /**
+   * Mints a token for `userId` (the dev stand-in accepts any id), with
+   * `orgId` (`org_...`) as its active organization when given.
+   */
+  async signIn(userId, { orgId = null, orgRole = null } = {}) {
+    const org = orgId?.trim() ? { id: orgId.trim(), name: orgId.trim(), role: orgRole || 'org:admin' } : null;
+    await this.mint(userId.trim(), null, org);
+    this.org = org;
+    sessionStorage.setItem(DEV_USER_KEY, JSON.stringify({ user: this.user, org: org?.id ?? null, orgRole: org?.role ?? null }));
     this.listeners.emit(this.user);
   }
 
-  async mint(userId, sessionId) {
+  async mint(userId, sessionId, org) {
     const body = { user_id: userId, lifetime_secs: 60 };
     if (sessionId) body.session_id = sessionId;
+    if (org) {
+      body.org_id = org.id;
+      body.org_role = org.role;
+    }
     const response = await fetch('/__dev/token', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -108,7 +122,7 @@ export class DevAuth {
   refresh() {
     if (!this.user) return Promise.resolve();
     if (!this.pending) {
-      this.pending = this.mint(this.user, this.sessionId).finally(() => { this.pending = null; });
+      this.pending = this.mint(this.user, this.sessionId, this.org).finally(() => { this.pending = null; });
     }
     return this.pending;
   }
@@ -121,7 +135,7 @@ export class DevAuth {
 
   async signOut() {
     clearTimeout(this.timer);
-    this.user = this.token = this.sessionId = null;
+    this.user = this.token = this.sessionId = this.org = null;
     this.expiresAt = 0;
     sessionStorage.removeItem(DEV_USER_KEY);
     this.listeners.emit(null);
@@ -188,6 +202,19 @@ export class ClerkAuth {
       token = await session.getToken({ skipCache: true });
     }
     return token || null;
+  }
+
+  /** The session's active organization, as Clerk's SDK knows it. */
+  get org() {
+    const o = this.clerk?.organization;
+    return o?.id ? { id: o.id, name: o.name || o.id, role: null } : null;
+  }
+
+  /** What `Clerk.user.getOrganizationMemberships()` resolves to (the share dialog offers these). */
+  async organizationMemberships() {
+    const user = this.clerk?.user;
+    if (typeof user?.getOrganizationMemberships !== 'function') return [];
+    return user.getOrganizationMemberships();
   }
 
   mountSignIn(el) { this.clerk.mountSignIn(el); }

@@ -458,7 +458,7 @@ export class NotebookView {
 
   openShare() {
     this.shareDialog?.remove();
-    this.shareDialog = openShareDialog({ api: this.api, notebookId: this.id, me: this.me, owner: this.model.role === 'owner' });
+    this.shareDialog = openShareDialog({ api: this.api, notebookId: this.id, me: this.me, owner: this.model.role === 'owner', auth: this.auth });
   }
 }
 
