@@ -415,19 +415,16 @@ pub struct Ipynb {
 }
 
 /// One nbformat cell; members a cell type does not have are ignored.
-#[derive(serde::Serialize, ToSchema)]
-#[serde(untagged)]
+///
+/// `cell_type` is `code`, `markdown` or `raw` (all an export writes). On import,
+/// a document of a newer 4.x minor may carry a type 4.5 does not know: that cell
+/// is kept as a raw cell; the same in a document of minor 5 or older is a 400
+/// (a cross-field rule a schema cannot say, so `cell_type` is a plain string).
+#[derive(ToSchema)]
 #[allow(dead_code)]
-pub enum IpynbCell {
-    Code(IpynbCodeCell),
-    Text(IpynbTextCell),
-}
-
-/// A code cell of an .ipynb.
-#[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct IpynbCodeCell {
-    cell_type: super::views::CodeType,
+pub struct IpynbCell {
+    /// `code`, `markdown` or `raw` (see above for other values).
+    cell_type: String,
     /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
     #[schema(value_type = Value, required = false)]
     id: Option<Value>,
@@ -435,38 +432,15 @@ pub struct IpynbCodeCell {
     source: Option<Value>,
     #[schema(value_type = Object, required = false)]
     metadata: Option<Map<String, Value>>,
-    /// nbformat outputs, each with an `output_type`.
+    /// Code cells: nbformat outputs, each with an `output_type` (ignored on other cells).
     #[schema(value_type = Vec<IpynbOutput>, required = false)]
     outputs: Option<Vec<Value>>,
-    /// An integer or null (read as a signed 64-bit integer).
-    #[schema(required = false, minimum = -9223372036854775808.0, maximum = 9223372036854775807_i64)]
-    execution_count: Option<i64>,
-    /// Ignored on code cells.
-    #[schema(value_type = Value, required = false)]
-    attachments: Option<Value>,
-}
-
-/// A markdown or raw cell of an .ipynb.
-#[derive(serde::Serialize, ToSchema)]
-#[allow(dead_code)]
-pub struct IpynbTextCell {
-    cell_type: super::views::TextType,
-    /// Kept when it matches the nbformat pattern and is not repeated; otherwise a fresh id.
-    #[schema(value_type = Value, required = false)]
-    id: Option<Value>,
-    #[schema(value_type = IpynbSource, required = false)]
-    source: Option<Value>,
-    #[schema(value_type = Object, required = false)]
-    metadata: Option<Map<String, Value>>,
-    /// nbformat attachments, kept for round trips.
-    #[schema(value_type = Option<Object>, required = false)]
-    attachments: Option<Value>,
-    /// Ignored on text cells.
-    #[schema(value_type = Value, required = false)]
-    outputs: Option<Value>,
-    /// Ignored on text cells.
+    /// Code cells: an integer or null, read as a signed 64-bit integer (ignored on other cells).
     #[schema(value_type = Value, required = false)]
     execution_count: Option<Value>,
+    /// Markdown and raw cells: nbformat attachments, kept for round trips (ignored on code cells).
+    #[schema(value_type = Value, required = false)]
+    attachments: Option<Value>,
 }
 
 /// A cell source: one string or a list of strings.
