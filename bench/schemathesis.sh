@@ -29,7 +29,16 @@ fi
 QUIRE_DATABASE_URL="sqlite://$WORK/st.db?mode=rwc" RUST_LOG=warn \
   "$QUIRE_BIN" dev --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+# On the way out: a server that died says why (its log's tail), then it goes.
+stop_server() {
+  if ! kill -0 "$SERVER" 2>/dev/null; then
+    echo "schemathesis.sh: the server exited; the end of its log:" >&2
+    tail -n 40 "$WORK/server.log" >&2
+  fi
+  kill "$SERVER" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap stop_server EXIT
 for _ in $(seq 1 100); do
   curl -sf "$BASE/healthz" >/dev/null && break
   sleep 0.2

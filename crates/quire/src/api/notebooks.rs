@@ -432,9 +432,10 @@ pub struct IpynbCell {
     source: Option<Value>,
     #[schema(value_type = Object, required = false)]
     metadata: Option<Map<String, Value>>,
-    /// Code cells: nbformat outputs, each with an `output_type` (ignored on other cells).
-    #[schema(value_type = Vec<IpynbOutput>, required = false)]
-    outputs: Option<Vec<Value>>,
+    /// Code cells: nbformat outputs, a list of objects each with a string `output_type`
+    /// (ignored on other cells, so any value is read there).
+    #[schema(value_type = Value, required = false)]
+    outputs: Option<Value>,
     /// Code cells: an integer or null, read as a signed 64-bit integer (ignored on other cells).
     #[schema(value_type = Value, required = false)]
     execution_count: Option<Value>,
@@ -450,11 +451,4 @@ pub struct IpynbCell {
 pub enum IpynbSource {
     Text(String),
     Lines(Vec<String>),
-}
-
-/// An nbformat output; only `output_type` is read.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct IpynbOutput {
-    output_type: String,
 }
