@@ -350,25 +350,7 @@ async fn presence_spans_processes() {
     let http = reqwest::Client::new();
     let owner = standin.token("user_pa").lifetime(3600).sign();
     let guest = standin.token("user_pb").lifetime(3600).sign();
-    let created: Value = http
-        .post(format!("{}/api/v1/notebooks", a.base))
-        .bearer_auth(&owner)
-        .json(&json!({"title": "presence"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("id").to_string();
-    let shared = http
-        .put(format!("{}/api/v1/notebooks/{id}/members/user_pb", a.base))
-        .bearer_auth(&owner)
-        .json(&json!({"role": "viewer"}))
-        .send()
-        .await
-        .expect("share");
-    assert_eq!(shared.status(), 200);
+    let id = shared_notebook(&http, &a.base, &owner, "presence", "user_pb").await;
 
     let mut on_a = open_any(&a.base, &id, &owner).await;
     let _on_b = open_any(&b.base, &id, &guest).await;
@@ -392,6 +374,37 @@ async fn presence_spans_processes() {
     assert_eq!(both["users"][1]["role"], "viewer");
     drop((a, b));
     db.drop_it().await;
+}
+
+/// Creates a notebook on `base` as `owner` and shares it with `member` as a
+/// viewer; returns its id.
+async fn shared_notebook(
+    http: &reqwest::Client,
+    base: &str,
+    owner: &str,
+    title: &str,
+    member: &str,
+) -> String {
+    let created: Value = http
+        .post(format!("{base}/api/v1/notebooks"))
+        .bearer_auth(owner)
+        .json(&json!({ "title": title }))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let shared = http
+        .put(format!("{base}/api/v1/notebooks/{id}/members/{member}"))
+        .bearer_auth(owner)
+        .json(&json!({"role": "viewer"}))
+        .send()
+        .await
+        .expect("share");
+    assert_eq!(shared.status(), 200);
+    id
 }
 
 async fn open_any(base: &str, id: &str, token: &str) -> Socket {
@@ -429,28 +442,7 @@ async fn an_org_membership_revoked_on_one_process_closes_sockets_on_another() {
         .org("org_scale", "scale", "member", "", "", "")
         .lifetime(3600)
         .sign();
-    let created: Value = http
-        .post(format!("{}/api/v1/notebooks", a.base))
-        .bearer_auth(&owner)
-        .json(&json!({"title": "org"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
-    let id = created["id"].as_str().expect("id").to_string();
-    let shared = http
-        .put(format!(
-            "{}/api/v1/notebooks/{id}/members/org_scale",
-            a.base
-        ))
-        .bearer_auth(&owner)
-        .json(&json!({"role": "viewer"}))
-        .send()
-        .await
-        .expect("share");
-    assert_eq!(shared.status(), 200);
+    let id = shared_notebook(&http, &a.base, &owner, "org", "org_scale").await;
 
     let mut on_b = open_any(&b.base, &id, &member).await;
     // An op committed on A reaching B's socket shows B hears the fan-out.

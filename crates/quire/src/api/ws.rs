@@ -237,9 +237,11 @@ async fn serve_socket<S>(
 
 /// The session's dependencies, from the app state.
 pub fn session_deps(state: &AppState) -> SessionDeps {
+    // One adapter serves both traits.
+    let adapter = Arc::new(AppChanges(state.clone()));
     SessionDeps {
-        changes: Arc::new(AppChanges(state.clone())),
-        auth: Arc::new(AppChanges(state.clone())),
+        changes: adapter.clone(),
+        auth: adapter,
         hub: state.hub().clone(),
         limits: state.hub().limits().clone(),
     }
